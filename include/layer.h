@@ -1,0 +1,90 @@
+/* layer.h - the interface every layer kind implements.
+ *
+ * Tensors are float32, NCHW, one batch at a time: a layer's input is B x in.c x in.h x in.w
+ * floats, its output B x out.c x out.h x out.w floats, both contiguous. Parameters and
+ * gradients live in arenas owned by the network; a layer only holds pointers into them. */
+#ifndef LAYER_H
+#define LAYER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lo_error.h"
+
+/* Per-sample shape: channels x height x width. */
+typedef struct shape3 {
+    int c, h, w;
+} shape3;
+
+/* Number of floats in one sample of this shape. */
+static inline size_t shape3_size(shape3 s) { return (size_t)s.c * (size_t)s.h * (size_t)s.w; }
+
+typedef struct layer layer;
+struct config_setting_t;
+
+/* One entry of the registry: a layer kind and its operations. */
+typedef struct layer_ops {
+    const char *kind;        /* the config's `type` value, e.g. "conv" */
+    const char *const *keys; /* kind-specific config keys, NULL-terminated (may be NULL) */
+    int is_loss;             /* 1 for a loss layer (must be last) */
+
+    /* Reads the kind's keys from the config group into l->u; NULL when the kind has none.
+     * Errors name the key; the caller adds file, line and layer. Returns 0 or -1. */
+    int (*parse)(layer *l, const struct config_setting_t *group, lo_error *err);
+
+    /* Checks l->u against l->in and sets l->out, l->n_weight, l->n_bias, l->fan_in,
+     * l->fan_out and l->weight_shape. Runs once, at build time. Returns 0 or -1. */
+    int (*setup)(layer *l, lo_error *err);
+
+    /* in: B x l->in, out: B x l->out. */
+    void (*forward)(const layer *l, const float *in, float *out, int B);
+
+    /* in, out: the forward pass's tensors; dout: B x l->out (ignored by a loss layer, which
+     * uses l->labels instead); din: B x l->in, overwritten (NULL: not needed, first layer).
+     * Adds the batch's parameter gradients into l->dweight / l->dbias. */
+    void (*backward)(layer *l, const float *in, const float *out, const float *dout,
+                     float *din, int B);
+} layer_ops;
+
+/* Settings of the kinds that have some. */
+typedef struct conv_settings {
+    int filters, kernel, stride, pad;
+} conv_settings;
+
+typedef struct pool_settings {
+    int size, stride;
+} pool_settings;
+
+typedef struct dense_settings {
+    int units;
+} dense_settings;
+
+struct layer {
+    const layer_ops *ops;
+    char name[64]; /* unique in the network; tensors are saved as "<name>.weight" */
+    int index;     /* 1-based position in the config's layer list */
+    int line;      /* config line of the layer's group (0 when built in code) */
+
+    shape3 in, out;
+
+    union {
+        conv_settings conv;
+        pool_settings pool;
+        dense_settings dense;
+    } u;
+
+    /* Parameters (set by setup; zero for kinds without). weight_shape has weight_ndim
+     * dimensions: conv [filters, in.c, kernel, kernel], dense [units, in.c*in.h*in.w]. */
+    size_t n_weight, n_bias;
+    int weight_ndim;
+    int weight_shape[4];
+    int fan_in, fan_out; /* for xavier / he initialisation */
+
+    float *weight, *bias;   /* into the parameter arena */
+    float *dweight, *dbias; /* into the gradient arena, same layout */
+
+    /* Loss layers only: the batch's labels (B entries in 0..out.c-1), set before backward. */
+    const uint8_t *labels;
+};
+
+#endif

@@ -1,0 +1,28 @@
+/* mnist.h - IDX image and label files (MNIST, Fashion-MNIST), raw or gzip-compressed. */
+#ifndef MNIST_H
+#define MNIST_H
+
+#include <stdint.h>
+
+#include "lo_error.h"
+
+/* A labelled set of 8-bit grayscale images, kept as bytes. */
+typedef struct mnist_set {
+    int count;       /* number of images (= labels) */
+    int rows, cols;  /* image size, e.g. 28 x 28 */
+    uint8_t *pixels; /* count x rows x cols, row-major */
+    uint8_t *labels; /* count, each in 0..9 */
+} mnist_set;
+
+/* Loads an IDX3 image file (magic 0x00000803) and an IDX1 label file (magic 0x00000801).
+ * Either file may be gzip-compressed (detected by content, not name). Checks the magic,
+ * that the data is complete (no truncation, no trailing bytes), that the counts agree, and
+ * that every label is in 0..9. On error sets err to "<file>: <what is wrong>", leaves *set
+ * empty and returns -1; returns 0 on success. */
+int mnist_load(mnist_set *set, const char *images_path, const char *labels_path,
+               lo_error *err);
+
+/* Frees the set's memory; safe on an empty set. */
+void mnist_free(mnist_set *set);
+
+#endif

@@ -1,0 +1,63 @@
+/* net.h - a network: layers in a chain, shapes inferred at build time, and four arenas
+ * allocated once (parameters, gradients in the same layout, activations, activation
+ * gradients), sized for batches of up to max_batch samples. */
+#ifndef NET_H
+#define NET_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "arena.h"
+#include "config.h"
+#include "layer.h"
+
+typedef struct net {
+    int n_layers;
+    layer *layers;
+    shape3 input;
+    int max_batch;
+    size_t n_weights; /* trainable floats (weights and biases) */
+    size_t n_params;  /* floats of the parameter arena: the tensors plus alignment padding,
+                       * which stays zero; the update loop runs over all of them */
+    float *params;    /* every weight and bias, layer by layer */
+    float *grads;     /* the same layout as params */
+    float **act;      /* act[0]: input (max_batch x input); act[i + 1]: layer i's output */
+    float **dact;     /* dact[i]: gradient of act[i]; NULL for i = 0 and i = n_layers */
+    arena param_arena, grad_arena, act_arena, dact_arena;
+} net;
+
+/* Builds the network from parsed layers (copied) on per-sample input shape `input`: runs each
+ * kind's setup in order (shape inference), refuses absurd sizes before allocating, then
+ * allocates the arenas. Errors read "source:line: layer N 'kind': message".
+ * Returns 0, or -1 with err set. */
+int net_build(net *n, const layer *layers, int n_layers, shape3 input, int max_batch,
+              const char *source, lo_error *err);
+
+/* Bytes the arenas of this network take (for messages and `check`). */
+size_t net_memory_bytes(const net *n);
+
+/* Draws the initial parameters: weights from `init`, biases = init->bias, layer by layer with
+ * one xoshiro stream seeded from seed (the same on every machine and thread count). */
+void net_init_params(net *n, const init_config *init, uint64_t seed);
+
+/* Forward pass of B <= max_batch samples from n->act[0]; the loss layer's output (class
+ * probabilities, B x classes) ends in n->act[n_layers]. */
+void net_forward(net *n, int B);
+
+/* Zeroes the gradients, then back-propagates the batch-mean cross-entropy of the last
+ * forward pass against labels (B entries). */
+void net_backward(net *n, const uint8_t *labels, int B);
+
+/* Number of classes (the loss layer's width). */
+int net_classes(const net *n);
+
+/* After net_forward: adds each sample's cross-entropy (nats) to *cost, in sample order, and
+ * returns how many samples the arg-max of the probabilities gets wrong. */
+int net_score(const net *n, const uint8_t *labels, int B, double *cost);
+
+/* Prints the shape table: layer, kind, output shape, parameters; then the total. */
+void net_print_table(const net *n, FILE *out);
+
+void net_free(net *n);
+
+#endif

@@ -1,0 +1,228 @@
+/* net.c - build (shape inference, arenas), initialisation, forward and backward passes. */
+#define _POSIX_C_SOURCE 200809L
+#include "net.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "layers.h"
+#include "rng.h"
+
+/* Physical memory in bytes (0 when unknown). */
+static double physical_memory(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (double)pages * (double)page : 0.0;
+}
+
+static double shape_floats(shape3 s) { return (double)s.c * (double)s.h * (double)s.w; }
+
+/* Runs every layer's setup in order; sums what the arenas will need (computed in double so an
+ * absurd config cannot overflow). */
+static int infer_shapes(net *n, const char *source, double *param_floats, double *act_floats,
+                        int *largest, lo_error *err)
+{
+    double largest_floats = -1.0;
+    shape3 shape = n->input;
+    *param_floats = 0.0;
+    *act_floats = shape_floats(shape);
+    for (int i = 0; i < n->n_layers; i++) {
+        layer *l = &n->layers[i];
+        l->in = shape;
+        if (l->ops->setup(l, err) < 0)
+            return lo_prefix(err, "%s:%d: layer %d '%s'", source, l->line, l->index,
+                             l->ops->kind);
+        if (l->out.c < 1 || l->out.h < 1 || l->out.w < 1)
+            return lo_fail(err, "%s:%d: layer %d '%s': output shape %dx%dx%d is empty", source,
+                           l->line, l->index, l->ops->kind, l->out.c, l->out.h, l->out.w);
+        double weights = 1.0;
+        for (int d = 0; d < l->weight_ndim; d++)
+            weights *= l->weight_shape[d];
+        double layer_params = (l->weight_ndim ? weights : 0.0) + (double)l->n_bias + 32.0;
+        double layer_floats = 3.0 * layer_params + 2.0 * n->max_batch * shape_floats(l->out);
+        *param_floats += layer_params;
+        *act_floats += shape_floats(l->out) + 16.0;
+        if (layer_floats > largest_floats) {
+            largest_floats = layer_floats;
+            *largest = i;
+        }
+        shape = l->out;
+    }
+    return 0;
+}
+
+static void place_tensors(net *n)
+{
+    for (int i = 0; i < n->n_layers; i++) {
+        layer *l = &n->layers[i];
+        l->weight = l->n_weight ? arena_take(&n->param_arena, l->n_weight) : NULL;
+        l->dweight = l->n_weight ? arena_take(&n->grad_arena, l->n_weight) : NULL;
+        l->bias = l->n_bias ? arena_take(&n->param_arena, l->n_bias) : NULL;
+        l->dbias = l->n_bias ? arena_take(&n->grad_arena, l->n_bias) : NULL;
+        n->n_weights += l->n_weight + l->n_bias;
+    }
+    n->params = n->param_arena.base;
+    n->grads = n->grad_arena.base;
+    n->n_params = n->param_arena.used;
+    size_t B = (size_t)n->max_batch;
+    n->act[0] = arena_take(&n->act_arena, B * shape3_size(n->input));
+    n->dact[0] = NULL;
+    for (int i = 0; i < n->n_layers; i++) {
+        size_t floats = B * shape3_size(n->layers[i].out);
+        n->act[i + 1] = arena_take(&n->act_arena, floats);
+        n->dact[i + 1] = i + 1 < n->n_layers ? arena_take(&n->dact_arena, floats) : NULL;
+    }
+}
+
+int net_build(net *n, const layer *layers, int n_layers, shape3 input, int max_batch,
+              const char *source, lo_error *err)
+{
+    double param_floats, act_floats;
+    int largest = 0;
+    memset(n, 0, sizeof *n);
+    n->n_layers = n_layers;
+    n->input = input;
+    n->max_batch = max_batch;
+    n->layers = malloc((size_t)n_layers * sizeof *layers);
+    n->act = calloc((size_t)n_layers + 1, sizeof *n->act);
+    n->dact = calloc((size_t)n_layers + 1, sizeof *n->dact);
+    if (!n->layers || !n->act || !n->dact) {
+        net_free(n);
+        return lo_fail(err, "out of memory");
+    }
+    memcpy(n->layers, layers, (size_t)n_layers * sizeof *layers);
+    if (infer_shapes(n, source, &param_floats, &act_floats, &largest, err) < 0) {
+        net_free(n);
+        return -1;
+    }
+    /* params + grads (+ momentum velocity), activations + their gradients */
+    double need = 4.0 * (3.0 * param_floats + 2.0 * act_floats * max_batch);
+    double have = physical_memory();
+    if (have > 0 && need > 0.8 * have) {
+        const layer *big = &n->layers[largest];
+        lo_fail(err, "%s:%d: layer %d '%s': this network needs %.1f GiB for batches of %d, most "
+                "of it for this layer (the machine has %.1f GiB): reduce the layer sizes or the "
+                "batch size", source, big->line, big->index, big->ops->kind, need / 1073741824.0,
+                max_batch, have / 1073741824.0);
+        net_free(n);
+        return -1;
+    }
+    size_t B = (size_t)max_batch;
+    size_t p = 0, a = arena_round(B * shape3_size(input)), d = 0;
+    for (int i = 0; i < n_layers; i++) {
+        const layer *l = &n->layers[i];
+        p += arena_round(l->n_weight) + arena_round(l->n_bias);
+        a += arena_round(B * shape3_size(l->out));
+        d += arena_round(B * shape3_size(l->out));
+    }
+    if (arena_init(&n->param_arena, p) < 0 || arena_init(&n->grad_arena, p) < 0 ||
+        arena_init(&n->act_arena, a) < 0 || arena_init(&n->dact_arena, d) < 0) {
+        net_free(n);
+        return lo_fail(err, "out of memory allocating the network's arenas");
+    }
+    place_tensors(n);
+    return 0;
+}
+
+size_t net_memory_bytes(const net *n)
+{
+    return sizeof(float) * (n->param_arena.size + n->grad_arena.size + n->act_arena.size +
+                            n->dact_arena.size);
+}
+
+/* One weight drawn from the configured distribution for a layer with these fans. */
+static float draw_weight(rng *r, const init_config *init, int fan_in, int fan_out)
+{
+    switch (init->weights) {
+    case INIT_UNIFORM: return (float)((2.0 * rng_uniform(r) - 1.0) * init->limit);
+    case INIT_XAVIER: {
+        double limit = sqrt(6.0 / (double)(fan_in + fan_out));
+        return (float)((2.0 * rng_uniform(r) - 1.0) * limit);
+    }
+    case INIT_HE: return (float)(rng_normal(r) * sqrt(2.0 / (double)fan_in));
+    case INIT_NORMAL:
+    default: return (float)(rng_normal(r) * init->std);
+    }
+}
+
+void net_init_params(net *n, const init_config *init, uint64_t seed)
+{
+    rng r;
+    rng_seed(&r, seed);
+    for (int i = 0; i < n->n_layers; i++) {
+        layer *l = &n->layers[i];
+        for (size_t k = 0; k < l->n_weight; k++)
+            l->weight[k] = draw_weight(&r, init, l->fan_in, l->fan_out);
+        for (size_t k = 0; k < l->n_bias; k++)
+            l->bias[k] = (float)init->bias;
+    }
+}
+
+void net_forward(net *n, int B)
+{
+    for (int i = 0; i < n->n_layers; i++) {
+        const layer *l = &n->layers[i];
+        l->ops->forward(l, n->act[i], n->act[i + 1], B);
+    }
+}
+
+void net_backward(net *n, const uint8_t *labels, int B)
+{
+    memset(n->grads, 0, n->n_params * sizeof *n->grads);
+    n->layers[n->n_layers - 1].labels = labels;
+    for (int i = n->n_layers - 1; i >= 0; i--) {
+        layer *l = &n->layers[i];
+        l->ops->backward(l, n->act[i], n->act[i + 1], n->dact[i + 1], n->dact[i], B);
+    }
+}
+
+int net_classes(const net *n) { return n->layers[n->n_layers - 1].out.c; }
+
+int net_score(const net *n, const uint8_t *labels, int B, double *cost)
+{
+    int classes = net_classes(n), wrong = 0;
+    const float *logits = n->act[n->n_layers - 1];
+    const float *probs = n->act[n->n_layers];
+    for (int b = 0; b < B; b++) {
+        const float *p = probs + (size_t)b * classes;
+        int best = 0;
+        for (int k = 1; k < classes; k++)
+            if (p[k] > p[best])
+                best = k;
+        wrong += best != labels[b];
+        if (cost)
+            *cost += softmax_xent_sample_loss(logits + (size_t)b * classes, classes, labels[b]);
+    }
+    return wrong;
+}
+
+void net_print_table(const net *n, FILE *out)
+{
+    fprintf(out, "%-5s %-16s %-13s %-12s %8s\n", "layer", "name", "kind", "output", "params");
+    char shape[48];
+    snprintf(shape, sizeof shape, "%dx%dx%d", n->input.c, n->input.h, n->input.w);
+    fprintf(out, "%-5s %-16s %-13s %-12s %8s\n", "0", "input", "-", shape, "-");
+    for (int i = 0; i < n->n_layers; i++) {
+        const layer *l = &n->layers[i];
+        snprintf(shape, sizeof shape, "%dx%dx%d", l->out.c, l->out.h, l->out.w);
+        fprintf(out, "%-5d %-16s %-13s %-12s %8zu\n", l->index, l->name, l->ops->kind, shape,
+                l->n_weight + l->n_bias);
+    }
+    fprintf(out, "total parameters: %zu (%.1f KiB as float32); arenas: %.1f MiB for batches of %d\n",
+            n->n_weights, n->n_weights * 4.0 / 1024.0, net_memory_bytes(n) / 1048576.0,
+            n->max_batch);
+}
+
+void net_free(net *n)
+{
+    arena_free(&n->param_arena);
+    arena_free(&n->grad_arena);
+    arena_free(&n->act_arena);
+    arena_free(&n->dact_arena);
+    free(n->layers);
+    free(n->act);
+    free(n->dact);
+    memset(n, 0, sizeof *n);
+}

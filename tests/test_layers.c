@@ -1,0 +1,770 @@
+/* test_layers.c - the layer kinds: finite-difference gradients on awkward shapes,
+ * hand-computed forward values, setup errors, config parsing and thread determinism. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <libconfig.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "gradcheck.h"
+#include "layers.h"
+#include "rng.h"
+
+#define GRAD_TOL 1e-2
+
+/* ---- a layer with its own parameter buffers ---- */
+
+/* Sets up a layer of this kind on input shape `in` (settings already in l->u) and gives it
+ * calloc'd parameters, filled with N(0, 0.5^2) values. */
+static void tl_make(layer *l, const layer_ops *ops, shape3 in, rng *g)
+{
+    lo_error err = {{0}};
+    l->ops = ops;
+    l->in = in;
+    int rc = ops->setup(l, &err);
+    if (rc != 0)
+        fail_msg("setup of %s failed: %s", ops->kind, err.msg);
+    size_t nw = l->n_weight ? l->n_weight : 1, nb = l->n_bias ? l->n_bias : 1;
+    l->weight = calloc(nw, sizeof(float));
+    l->dweight = calloc(nw, sizeof(float));
+    l->bias = calloc(nb, sizeof(float));
+    l->dbias = calloc(nb, sizeof(float));
+    assert_non_null(l->weight);
+    assert_non_null(l->dweight);
+    assert_non_null(l->bias);
+    assert_non_null(l->dbias);
+    for (size_t i = 0; i < l->n_weight; i++)
+        l->weight[i] = (float)(0.5 * rng_normal(g));
+    for (size_t i = 0; i < l->n_bias; i++)
+        l->bias[i] = (float)(0.5 * rng_normal(g));
+}
+
+static void tl_free(layer *l)
+{
+    free(l->weight);
+    free(l->dweight);
+    free(l->bias);
+    free(l->dbias);
+}
+
+static float *tl_alloc(size_t n)
+{
+    float *p = calloc(n ? n : 1, sizeof(float));
+    assert_non_null(p);
+    return p;
+}
+
+static void fill_uniform(float *x, size_t n, rng *g, double lo, double hi)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(lo + (hi - lo) * rng_uniform(g));
+}
+
+/* Distinct values (k + 0.5) * 0.01 for k around zero, shuffled: no two closer than 0.01
+ * and none closer than 0.005 to zero, so an eps-1e-3 step never crosses a ReLU kink or
+ * changes a max-pool winner. */
+static void fill_distinct(float *x, size_t n, rng *g)
+{
+    uint32_t *idx = malloc(n * sizeof *idx);
+    assert_non_null(idx);
+    for (size_t i = 0; i < n; i++)
+        idx[i] = (uint32_t)i;
+    rng_shuffle(g, idx, (uint32_t)n);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(((double)idx[i] - (double)(n / 2) + 0.5) * 0.01);
+    free(idx);
+}
+
+/* ---- gradient checks ---- */
+
+/* The loss seen by the checker: sum(out * r) for ordinary layers (so dout = r), or the
+ * mean cross-entropy of the input logits for the loss layer. */
+typedef struct grad_ctx {
+    layer *l;
+    const float *in;
+    float *out;
+    const float *r;
+    int B;
+} grad_ctx;
+
+static double loss_weighted(void *p)
+{
+    grad_ctx *c = p;
+    c->l->ops->forward(c->l, c->in, c->out, c->B);
+    size_t n = (size_t)c->B * shape3_size(c->l->out);
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)c->out[i] * (double)c->r[i];
+    return s;
+}
+
+static double loss_xent(void *p)
+{
+    grad_ctx *c = p;
+    int classes = (int)shape3_size(c->l->in);
+    double s = 0.0;
+    for (int n = 0; n < c->B; n++)
+        s += softmax_xent_sample_loss(c->in + (size_t)n * classes, classes, c->l->labels[n]);
+    return s / c->B;
+}
+
+static void expect_close_grad(float *x, size_t n, const float *grad, grad_ctx *ctx,
+                              double eps, const char *what)
+{
+    gradcheck_loss_fn fn = ctx->l->ops->is_loss ? loss_xent : loss_weighted;
+    gradcheck_opts opts = GRADCHECK_DEFAULTS;
+    opts.eps = eps;
+    gradcheck_report r = gradcheck_run(x, n, grad, fn, ctx, &opts);
+    char label[128];
+    snprintf(label, sizeof label, "  %s %s", ctx->l->ops->kind, what);
+    gradcheck_print(stdout, label, &r);
+    assert_int_equal(r.checked, n);
+    assert_true(r.max_rel_err >= 0.0 && r.max_rel_err < GRAD_TOL);
+}
+
+/* Checks din, dweight and dbias of a set-up layer against central differences. `distinct`
+ * picks fill_distinct inputs (for kinks and ties) and a step of 1e-3, well inside their
+ * 0.005 margins; otherwise inputs are uniform and the step is 1e-2: conv and dense are
+ * linear in each coordinate (no truncation error at all) and the smooth kinds' truncation
+ * error is O(eps^2), while the float32 forward's rounding noise shrinks as 1/eps (at 1e-3
+ * it reaches 2e-4 absolute, which fails small gradients). Also checks that din is
+ * overwritten and that parameter gradients are added. */
+static void check_layer_grads(layer *l, int B, int distinct, uint64_t seed)
+{
+    rng g;
+    rng_seed(&g, seed);
+    const size_t n_in = (size_t)B * shape3_size(l->in), n_out = (size_t)B * shape3_size(l->out);
+    float *in = tl_alloc(n_in), *out = tl_alloc(n_out), *r = tl_alloc(n_out);
+    float *din = tl_alloc(n_in);
+    uint8_t labels[64];
+    assert_true(B <= 64);
+    if (distinct)
+        fill_distinct(in, n_in, &g);
+    else
+        fill_uniform(in, n_in, &g, -1.0, 1.0);
+    fill_uniform(r, n_out, &g, -1.0, 1.0);
+    for (int n = 0; n < B; n++)
+        labels[n] = (uint8_t)rng_below(&g, (uint32_t)shape3_size(l->out));
+    l->labels = labels;
+    for (size_t i = 0; i < n_in; i++)
+        din[i] = NAN; /* backward must overwrite every element */
+
+    l->ops->forward(l, in, out, B);
+    l->ops->backward(l, in, out, r, din, B);
+
+    grad_ctx ctx = {l, in, out, r, B};
+    const double eps = distinct ? 1e-3 : 1e-2;
+    expect_close_grad(in, n_in, din, &ctx, eps, "din");
+    float *dw = tl_alloc(l->n_weight), *db = tl_alloc(l->n_bias);
+    memcpy(dw, l->dweight, l->n_weight * sizeof(float));
+    memcpy(db, l->dbias, l->n_bias * sizeof(float));
+    if (l->n_weight)
+        expect_close_grad(l->weight, l->n_weight, dw, &ctx, eps, "dweight");
+    if (l->n_bias)
+        expect_close_grad(l->bias, l->n_bias, db, &ctx, eps, "dbias");
+
+    /* A second backward without din adds the same gradients again (up to rounding: a
+     * layer may add sample by sample). */
+    l->ops->forward(l, in, out, B);
+    l->ops->backward(l, in, out, r, NULL, B);
+    for (size_t i = 0; i < l->n_weight; i++)
+        assert_true(fabsf(l->dweight[i] - 2.0f * dw[i]) <= 1e-5f * (1.0f + fabsf(dw[i])));
+    for (size_t i = 0; i < l->n_bias; i++)
+        assert_true(fabsf(l->dbias[i] - 2.0f * db[i]) <= 1e-5f * (1.0f + fabsf(db[i])));
+
+    free(dw);
+    free(db);
+    free(in);
+    free(out);
+    free(r);
+    free(din);
+}
+
+static void grad_conv(shape3 in, int filters, int kernel, int stride, int pad, int B,
+                      uint64_t seed)
+{
+    rng g;
+    rng_seed(&g, seed);
+    layer l = {0};
+    l.u.conv = (conv_settings){filters, kernel, stride, pad};
+    tl_make(&l, &conv_ops, in, &g);
+    printf("conv %dx%dx%d k%d s%d p%d -> %dx%dx%d\n", in.c, in.h, in.w, kernel, stride, pad,
+           l.out.c, l.out.h, l.out.w);
+    check_layer_grads(&l, B, 0, seed + 1);
+    tl_free(&l);
+}
+
+static void test_grad_conv(void **state)
+{
+    (void)state;
+    grad_conv((shape3){3, 7, 9}, 4, 3, 2, 1, 3, 11); /* stride 2, pad 1 */
+    grad_conv((shape3){3, 7, 9}, 2, 1, 1, 0, 3, 12); /* kernel 1 */
+    grad_conv((shape3){2, 5, 6}, 3, 3, 1, 2, 3, 13); /* pad 2: taps entirely in padding */
+    grad_conv((shape3){2, 8, 7}, 3, 2, 3, 1, 3, 14); /* stride 3, pad 1 */
+    grad_conv((shape3){2, 6, 5}, 3, 5, 2, 0, 3, 15); /* 1x1 output, not the dense path */
+    grad_conv((shape3){3, 4, 4}, 5, 4, 1, 0, 3, 16); /* 1x1 output: the dense path */
+    grad_conv((shape3){1, 9, 7}, 2, 5, 1, 0, 2, 17); /* LeNet-like, odd sizes */
+    grad_conv((shape3){2, 4, 3}, 2, 3, 2, 1, 3, 18); /* pad 1, kernel reaches both edges */
+}
+
+static void grad_pool(const layer_ops *ops, shape3 in, int size, int stride, uint64_t seed)
+{
+    rng g;
+    rng_seed(&g, seed);
+    layer l = {0};
+    l.u.pool = (pool_settings){size, stride};
+    tl_make(&l, ops, in, &g);
+    printf("%s %dx%dx%d size %d stride %d -> %dx%dx%d\n", ops->kind, in.c, in.h, in.w, size,
+           stride, l.out.c, l.out.h, l.out.w);
+    check_layer_grads(&l, 3, ops == &maxpool_ops, seed + 1); /* distinct: no max ties */
+    tl_free(&l);
+}
+
+static void test_grad_pool(void **state)
+{
+    (void)state;
+    const layer_ops *kinds[] = {&maxpool_ops, &avgpool_ops};
+    for (int k = 0; k < 2; k++) {
+        grad_pool(kinds[k], (shape3){3, 7, 9}, 3, 2, 21); /* overlapping windows */
+        grad_pool(kinds[k], (shape3){3, 7, 9}, 2, 2, 22);
+        grad_pool(kinds[k], (shape3){2, 7, 8}, 2, 3, 23); /* gaps between windows */
+        grad_pool(kinds[k], (shape3){2, 5, 6}, 2, 1, 24);
+    }
+}
+
+static void test_grad_dense(void **state)
+{
+    (void)state;
+    const shape3 shapes[] = {{3, 4, 5}, {17, 1, 1}, {2, 7, 3}};
+    const int units[] = {7, 1, 19};
+    for (int t = 0; t < 3; t++) {
+        rng g;
+        rng_seed(&g, 31 + (uint64_t)t);
+        layer l = {0};
+        l.u.dense.units = units[t];
+        tl_make(&l, &dense_ops, shapes[t], &g);
+        printf("dense %dx%dx%d -> %d\n", shapes[t].c, shapes[t].h, shapes[t].w, units[t]);
+        check_layer_grads(&l, 3, 0, 41 + (uint64_t)t);
+        tl_free(&l);
+    }
+}
+
+static void test_grad_act(void **state)
+{
+    (void)state;
+    const layer_ops *kinds[] = {&relu_ops, &tanh_ops, &sigmoid_ops};
+    for (int k = 0; k < 3; k++) {
+        rng g;
+        rng_seed(&g, 51);
+        layer l = {0};
+        tl_make(&l, kinds[k], (shape3){3, 7, 9}, &g);
+        assert_int_equal(l.out.c, 3);
+        assert_int_equal(l.out.h, 7);
+        assert_int_equal(l.out.w, 9);
+        printf("%s 3x7x9\n", kinds[k]->kind);
+        check_layer_grads(&l, 3, 1, 52);
+        tl_free(&l);
+    }
+}
+
+static void test_grad_softmax_xent(void **state)
+{
+    (void)state;
+    const shape3 shapes[] = {{10, 1, 1}, {2, 3, 1}};
+    for (int t = 0; t < 2; t++) {
+        rng g;
+        rng_seed(&g, 61);
+        layer l = {0};
+        tl_make(&l, &softmax_xent_ops, shapes[t], &g);
+        assert_int_equal(l.out.c, (int)shape3_size(shapes[t]));
+        printf("softmax_xent %dx%dx%d\n", shapes[t].c, shapes[t].h, shapes[t].w);
+        check_layer_grads(&l, 3, 0, 62 + (uint64_t)t);
+        tl_free(&l);
+    }
+}
+
+/* The checker must catch a gradient that is wrong in one coordinate by 5%, or negated. */
+static void test_gradcheck_detects_errors(void **state)
+{
+    (void)state;
+    rng g;
+    rng_seed(&g, 71);
+    layer l = {0};
+    l.u.conv = (conv_settings){3, 3, 2, 1};
+    tl_make(&l, &conv_ops, (shape3){2, 5, 7}, &g);
+    const int B = 2;
+    const size_t n_in = B * shape3_size(l.in), n_out = B * shape3_size(l.out);
+    float *in = tl_alloc(n_in), *out = tl_alloc(n_out), *r = tl_alloc(n_out);
+    float *din = tl_alloc(n_in);
+    fill_uniform(in, n_in, &g, -1.0, 1.0);
+    fill_uniform(r, n_out, &g, -1.0, 1.0);
+    l.ops->forward(&l, in, out, B);
+    l.ops->backward(&l, in, out, r, din, B);
+    grad_ctx ctx = {&l, in, out, r, B};
+
+    gradcheck_report rep = gradcheck_run(in, n_in, din, loss_weighted, &ctx, NULL);
+    assert_true(rep.max_rel_err < GRAD_TOL);
+    size_t worst = 0;
+    for (size_t i = 1; i < n_in; i++)
+        if (fabsf(din[i]) > fabsf(din[worst]))
+            worst = i;
+    din[worst] *= 1.05f;
+    rep = gradcheck_run(in, n_in, din, loss_weighted, &ctx, NULL);
+    assert_true(rep.max_rel_err > GRAD_TOL);
+    assert_int_equal(rep.worst, worst);
+    din[worst] /= 1.05f;
+
+    for (size_t i = 0; i < l.n_weight; i++)
+        l.dweight[i] = -l.dweight[i];
+    gradcheck_opts sampled = GRADCHECK_DEFAULTS;
+    sampled.max_checks = 10;
+    rep = gradcheck_run(l.weight, l.n_weight, l.dweight, loss_weighted, &ctx, &sampled);
+    assert_int_equal(rep.checked, 10);
+    assert_true(rep.max_rel_err > 1.0);
+
+    free(in);
+    free(out);
+    free(r);
+    free(din);
+    tl_free(&l);
+}
+
+/* ---- a naive reference convolution ---- */
+
+/* Direct loops in double: out, and the gradients for dout = r (din overwritten, dw and db
+ * overwritten). Shapes as in the layer. */
+static void conv_reference(const layer *l, const float *in, const float *r, int B, double *out,
+                           double *din, double *dw, double *db)
+{
+    const int C = l->in.c, H = l->in.h, W = l->in.w, F = l->out.c, OH = l->out.h;
+    const int OW = l->out.w, K = l->u.conv.kernel, S = l->u.conv.stride, P = l->u.conv.pad;
+    memset(din, 0, (size_t)B * shape3_size(l->in) * sizeof *din);
+    memset(dw, 0, l->n_weight * sizeof *dw);
+    memset(db, 0, l->n_bias * sizeof *db);
+    for (int n = 0; n < B; n++)
+        for (int f = 0; f < F; f++)
+            for (int oy = 0; oy < OH; oy++)
+                for (int ox = 0; ox < OW; ox++) {
+                    size_t o = (((size_t)n * F + f) * OH + oy) * OW + ox;
+                    double acc = l->bias[f];
+                    db[f] += r[o];
+                    for (int c = 0; c < C; c++)
+                        for (int ky = 0; ky < K; ky++)
+                            for (int kx = 0; kx < K; kx++) {
+                                int iy = oy * S - P + ky, ix = ox * S - P + kx;
+                                if (iy < 0 || iy >= H || ix < 0 || ix >= W)
+                                    continue;
+                                size_t i = (((size_t)n * C + c) * H + iy) * W + ix;
+                                size_t w = (((size_t)f * C + c) * K + ky) * K + kx;
+                                acc += (double)l->weight[w] * in[i];
+                                din[i] += (double)l->weight[w] * r[o];
+                                dw[w] += (double)in[i] * r[o];
+                            }
+                    out[o] = acc;
+                }
+}
+
+static void expect_near_ref(const float *got, const double *want, size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(fabs(got[i] - want[i]) <= 1e-4 * (1.0 + fabs(want[i]))))
+            fail_msg("%s[%zu]: got %.9g, want %.9g", what, i, got[i], want[i]);
+}
+
+/* All three conv paths (dense, wide rows, short rows) against the reference, including a
+ * stride-1, pad-0 input too large for the wide path's scratch. */
+static void test_conv_matches_reference(void **state)
+{
+    (void)state;
+    const struct {
+        shape3 in;
+        conv_settings cs;
+    } cases[] = {
+        {{1, 32, 32}, {6, 5, 1, 0}}, {{6, 14, 14}, {4, 5, 1, 0}}, {{16, 5, 5}, {7, 5, 1, 0}},
+        {{2, 70, 66}, {2, 3, 1, 0}}, {{3, 7, 9}, {4, 3, 2, 1}},  {{2, 9, 8}, {3, 4, 3, 2}},
+    };
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        rng g;
+        rng_seed(&g, 101 + t);
+        layer l = {0};
+        l.u.conv = cases[t].cs;
+        tl_make(&l, &conv_ops, cases[t].in, &g);
+        const int B = 3;
+        const size_t n_in = B * shape3_size(l.in), n_out = B * shape3_size(l.out);
+        float *in = tl_alloc(n_in), *out = tl_alloc(n_out), *r = tl_alloc(n_out);
+        float *din = tl_alloc(n_in);
+        double *ref = calloc(n_out + n_in + l.n_weight + l.n_bias, sizeof *ref);
+        assert_non_null(ref);
+        fill_uniform(in, n_in, &g, -1.0, 1.0);
+        fill_uniform(r, n_out, &g, -1.0, 1.0);
+        conv_ops.forward(&l, in, out, B);
+        conv_ops.backward(&l, in, out, r, din, B);
+        double *rdin = ref + n_out, *rdw = rdin + n_in, *rdb = rdw + l.n_weight;
+        conv_reference(&l, in, r, B, ref, rdin, rdw, rdb);
+        expect_near_ref(out, ref, n_out, "out");
+        expect_near_ref(din, rdin, n_in, "din");
+        expect_near_ref(l.dweight, rdw, l.n_weight, "dweight");
+        expect_near_ref(l.dbias, rdb, l.n_bias, "dbias");
+        free(ref);
+        free(in);
+        free(out);
+        free(r);
+        free(din);
+        tl_free(&l);
+    }
+}
+
+/* ---- hand-computed forward values ---- */
+
+static void expect_floats(const float *got, const float *want, size_t n, float tol)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(fabsf(got[i] - want[i]) <= tol))
+            fail_msg("element %zu: got %.9g, want %.9g", i, got[i], want[i]);
+}
+
+static void test_conv_forward_by_hand(void **state)
+{
+    (void)state;
+    const float x[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    float w[8] = {1, 2, 3, 4, 0, 0, 0, 1}, b[2] = {0.5f, -1.0f}, dw[8], db[2];
+    layer l = {0};
+    l.ops = &conv_ops;
+    l.in = (shape3){1, 3, 3};
+    l.u.conv = (conv_settings){2, 2, 1, 0};
+    assert_int_equal(conv_ops.setup(&l, NULL), 0);
+    assert_int_equal(l.out.c, 2);
+    assert_int_equal(l.out.h, 2);
+    assert_int_equal(l.out.w, 2);
+    assert_int_equal(l.n_weight, 8);
+    assert_int_equal(l.n_bias, 2);
+    assert_int_equal(l.weight_ndim, 4);
+    assert_int_equal(l.weight_shape[0], 2);
+    assert_int_equal(l.weight_shape[1], 1);
+    assert_int_equal(l.weight_shape[2], 2);
+    assert_int_equal(l.weight_shape[3], 2);
+    assert_int_equal(l.fan_in, 4);
+    assert_int_equal(l.fan_out, 8);
+    l.weight = w;
+    l.bias = b;
+    l.dweight = dw;
+    l.dbias = db;
+    float out[8];
+    conv_ops.forward(&l, x, out, 1);
+    /* filter 0: 1a + 2b + 3d + 4e + 0.5 over each 2x2 window; filter 1: e - 1. */
+    const float want[8] = {37.5f, 47.5f, 67.5f, 77.5f, 4, 5, 7, 8};
+    expect_floats(out, want, 8, 0.0f);
+
+    /* stride 2, pad 1: each output sees one to four real pixels (filter 0 only). */
+    l.u.conv = (conv_settings){1, 2, 2, 1};
+    assert_int_equal(conv_ops.setup(&l, NULL), 0);
+    assert_int_equal(l.out.h, 2);
+    assert_int_equal(l.out.w, 2);
+    conv_ops.forward(&l, x, out, 1);
+    const float want_pad[4] = {4 * 1 + 0.5f, 3 * 2 + 4 * 3 + 0.5f, 2 * 4 + 4 * 7 + 0.5f,
+                               5 + 2 * 6 + 3 * 8 + 4 * 9 + 0.5f};
+    expect_floats(out, want_pad, 4, 0.0f);
+
+    /* PyTorch's floor: 3x3, kernel 2, stride 2, pad 0 gives 1x1. */
+    l.u.conv = (conv_settings){1, 2, 2, 0};
+    assert_int_equal(conv_ops.setup(&l, NULL), 0);
+    assert_int_equal(l.out.h, 1);
+    assert_int_equal(l.out.w, 1);
+    conv_ops.forward(&l, x, out, 1);
+    assert_true(out[0] == 37.5f);
+}
+
+static void test_pool_by_hand(void **state)
+{
+    (void)state;
+    /* Window (1,1) holds a tie of 4s: its gradient goes to the first, at (2,2). */
+    const float x[16] = {1, 5, 2, 0, 3, 4, 8, 6, 9, 0, 4, 1, 2, 7, 3, 4};
+    const float dout[4] = {1, 2, 3, 4};
+    float out[4], din[16];
+    layer l = {0};
+    l.ops = &maxpool_ops;
+    l.in = (shape3){1, 4, 4};
+    l.u.pool = (pool_settings){2, 2};
+    assert_int_equal(maxpool_ops.setup(&l, NULL), 0);
+    assert_int_equal(l.out.c, 1);
+    assert_int_equal(l.out.h, 2);
+    assert_int_equal(l.out.w, 2);
+    assert_int_equal(l.n_weight, 0);
+    maxpool_ops.forward(&l, x, out, 1);
+    const float want_max[4] = {5, 8, 9, 4};
+    expect_floats(out, want_max, 4, 0.0f);
+    maxpool_ops.backward(&l, x, out, dout, din, 1);
+    const float want_din[16] = {0, 1, 0, 0, 0, 0, 2, 0, 3, 0, 4, 0, 0, 0, 0, 0};
+    expect_floats(din, want_din, 16, 0.0f);
+
+    l.ops = &avgpool_ops;
+    assert_int_equal(avgpool_ops.setup(&l, NULL), 0);
+    avgpool_ops.forward(&l, x, out, 1);
+    const float want_avg[4] = {3.25f, 4.0f, 4.5f, 3.0f};
+    expect_floats(out, want_avg, 4, 0.0f);
+    avgpool_ops.backward(&l, x, out, dout, din, 1);
+    const float want_avg_din[16] = {0.25f, 0.25f, 0.5f, 0.5f, 0.25f, 0.25f, 0.5f, 0.5f,
+                                    0.75f, 0.75f, 1.0f, 1.0f, 0.75f, 0.75f, 1.0f, 1.0f};
+    expect_floats(din, want_avg_din, 16, 0.0f);
+
+    /* Overlapping windows (size 2, stride 1) that all pick the centre accumulate there. */
+    const float y[9] = {1, 2, 3, 4, 9, 5, 6, 7, 8};
+    const float ones[4] = {1, 1, 1, 1};
+    l.ops = &maxpool_ops;
+    l.in = (shape3){1, 3, 3};
+    l.u.pool = (pool_settings){2, 1};
+    assert_int_equal(maxpool_ops.setup(&l, NULL), 0);
+    assert_int_equal(l.out.h, 2);
+    maxpool_ops.forward(&l, y, out, 1);
+    const float nines[4] = {9, 9, 9, 9};
+    expect_floats(out, nines, 4, 0.0f);
+    maxpool_ops.backward(&l, y, out, ones, din, 1);
+    const float want_centre[9] = {0, 0, 0, 0, 4, 0, 0, 0, 0};
+    expect_floats(din, want_centre, 9, 0.0f);
+}
+
+static void test_softmax_xent_by_hand(void **state)
+{
+    (void)state;
+    const float logits[6] = {0.0f, logf(2.0f), logf(3.0f), 1000.0f, 1001.0f, 1002.0f};
+    const uint8_t labels[2] = {2, 0};
+    float p[6], din[6];
+    layer l = {0};
+    l.ops = &softmax_xent_ops;
+    l.in = (shape3){3, 1, 1};
+    assert_int_equal(softmax_xent_ops.setup(&l, NULL), 0);
+    assert_int_equal(l.out.c, 3);
+    assert_true(softmax_xent_ops.is_loss);
+    softmax_xent_ops.forward(&l, logits, p, 2);
+    const double e = exp(1.0), z = 1.0 + e + e * e;
+    const float want_p[6] = {1.0f / 6, 2.0f / 6, 3.0f / 6, (float)(1 / z), (float)(e / z),
+                             (float)(e * e / z)};
+    expect_floats(p, want_p, 6, 1e-6f);
+
+    l.labels = labels;
+    softmax_xent_ops.backward(&l, logits, p, NULL, din, 2);
+    const float want_din[6] = {1.0f / 12, 2.0f / 12, (3.0f / 6 - 1) / 2,
+                               (float)((1 / z - 1) / 2), (float)(e / z / 2),
+                               (float)(e * e / z / 2)};
+    expect_floats(din, want_din, 6, 1e-6f);
+
+    assert_true(fabs(softmax_xent_sample_loss(logits, 3, 0) - log(6.0)) < 1e-6);
+    assert_true(fabs(softmax_xent_sample_loss(logits, 3, 2) - log(2.0)) < 1e-6);
+    assert_true(fabs(softmax_xent_sample_loss(logits + 3, 3, 0) - log(z)) < 1e-9);
+    assert_true(fabs(softmax_xent_sample_loss(logits + 3, 3, 2) - (log(z) - 2.0)) < 1e-9);
+}
+
+/* ---- setup errors ---- */
+
+static void test_setup_errors(void **state)
+{
+    (void)state;
+    lo_error err = {{0}};
+    layer l = {0};
+    l.ops = &conv_ops;
+    l.in = (shape3){16, 4, 4};
+    l.u.conv = (conv_settings){120, 5, 1, 0};
+    assert_int_equal(conv_ops.setup(&l, &err), -1);
+    printf("  conv: %s\n", err.msg);
+    assert_non_null(strstr(err.msg, "5x5"));
+    assert_non_null(strstr(err.msg, "16x4x4"));
+
+    l.in = (shape3){16, 4, 9}; /* only the height is too small */
+    assert_int_equal(conv_ops.setup(&l, &err), -1);
+    assert_non_null(strstr(err.msg, "16x4x9"));
+    l.u.conv.pad = 1; /* padding makes it fit */
+    assert_int_equal(conv_ops.setup(&l, &err), 0);
+    assert_int_equal(l.out.h, 2);
+    assert_int_equal(l.out.w, 7);
+
+    const layer_ops *pools[] = {&maxpool_ops, &avgpool_ops};
+    for (int k = 0; k < 2; k++) {
+        layer p = {0};
+        p.ops = pools[k];
+        p.in = (shape3){2, 2, 5};
+        p.u.pool = (pool_settings){3, 3};
+        memset(&err, 0, sizeof err);
+        assert_int_equal(pools[k]->setup(&p, &err), -1);
+        printf("  %s: %s\n", pools[k]->kind, err.msg);
+        assert_non_null(strstr(err.msg, "3x3"));
+        assert_non_null(strstr(err.msg, "2x2x5"));
+        assert_non_null(strstr(err.msg, pools[k]->kind));
+    }
+}
+
+/* ---- config parsing ---- */
+
+/* Parses `text` (which defines group l) with ops->parse into *l; returns its result. */
+static int parse_text(const layer_ops *ops, const char *text, layer *l, lo_error *err)
+{
+    config_t cfg;
+    config_init(&cfg);
+    if (config_read_string(&cfg, text) != CONFIG_TRUE)
+        fail_msg("bad test config: %s", config_error_text(&cfg));
+    const config_setting_t *group = config_lookup(&cfg, "l");
+    assert_non_null(group);
+    memset(l, 0, sizeof *l);
+    l->ops = ops;
+    int rc = ops->parse(l, group, err);
+    config_destroy(&cfg);
+    return rc;
+}
+
+static void test_parse(void **state)
+{
+    (void)state;
+    lo_error err = {{0}};
+    layer l;
+    assert_int_equal(parse_text(&conv_ops,
+                                "l = { type = \"conv\"; filters = 4; kernel = 3; stride = 2; };",
+                                &l, &err), 0);
+    assert_int_equal(l.u.conv.filters, 4);
+    assert_int_equal(l.u.conv.kernel, 3);
+    assert_int_equal(l.u.conv.stride, 2);
+    assert_int_equal(l.u.conv.pad, 0);
+
+    assert_int_equal(parse_text(&conv_ops, "l = { filters = 4; kernel = 0; };", &l, &err), -1);
+    assert_non_null(strstr(err.msg, "kernel"));
+    assert_int_equal(parse_text(&conv_ops, "l = { kernel = 3; };", &l, &err), -1);
+    assert_non_null(strstr(err.msg, "filters"));
+    assert_int_equal(parse_text(&conv_ops, "l = { filters = 1; kernel = 3; pad = -1; };", &l,
+                                &err), -1);
+    assert_non_null(strstr(err.msg, "pad"));
+
+    assert_int_equal(parse_text(&maxpool_ops, "l = { size = 3; };", &l, &err), 0);
+    assert_int_equal(l.u.pool.size, 3);
+    assert_int_equal(l.u.pool.stride, 3);
+    assert_int_equal(parse_text(&avgpool_ops, "l = { size = 3; stride = 1; };", &l, &err), 0);
+    assert_int_equal(l.u.pool.stride, 1);
+    assert_int_equal(parse_text(&maxpool_ops, "l = { size = 2; stride = 0; };", &l, &err), -1);
+    assert_non_null(strstr(err.msg, "stride"));
+
+    assert_int_equal(parse_text(&dense_ops, "l = { units = 84; };", &l, &err), 0);
+    assert_int_equal(l.u.dense.units, 84);
+    assert_int_equal(parse_text(&dense_ops, "l = { units = \"many\"; };", &l, &err), -1);
+    assert_non_null(strstr(err.msg, "units"));
+
+    const layer_ops *keyless[] = {&relu_ops, &tanh_ops, &sigmoid_ops, &softmax_xent_ops};
+    for (int k = 0; k < 4; k++) {
+        assert_null(keyless[k]->parse);
+        assert_null(keyless[k]->keys);
+    }
+}
+
+/* ---- thread determinism ---- */
+
+#ifdef _OPENMP
+typedef struct run_result {
+    float *out, *din, *dw, *db;
+} run_result;
+
+/* forward + backward of a fresh copy of the layer's parameters on fixed random data. */
+static run_result run_once(const layer *proto, int B, uint64_t seed)
+{
+    layer l = *proto;
+    rng g;
+    rng_seed(&g, seed);
+    const size_t n_in = (size_t)B * shape3_size(l.in), n_out = (size_t)B * shape3_size(l.out);
+    float *in = tl_alloc(n_in), *r = tl_alloc(n_out);
+    run_result res = {tl_alloc(n_out), tl_alloc(n_in), tl_alloc(l.n_weight),
+                      tl_alloc(l.n_bias)};
+    fill_uniform(in, n_in, &g, -1.0, 1.0);
+    fill_uniform(r, n_out, &g, -1.0, 1.0);
+    l.dweight = res.dw;
+    l.dbias = res.db;
+    l.ops->forward(&l, in, res.out, B);
+    l.ops->backward(&l, in, res.out, r, res.din, B);
+    free(in);
+    free(r);
+    return res;
+}
+
+static void expect_same_bits(const layer *l, int B)
+{
+    const size_t n_in = (size_t)B * shape3_size(l->in), n_out = (size_t)B * shape3_size(l->out);
+    omp_set_num_threads(1);
+    run_result a = run_once(l, B, 99);
+    omp_set_num_threads(4);
+    run_result b = run_once(l, B, 99);
+    omp_set_num_threads(3);
+    run_result c = run_once(l, B, 99);
+    run_result *other[] = {&b, &c};
+    for (int k = 0; k < 2; k++) {
+        assert_memory_equal(a.out, other[k]->out, n_out * sizeof(float));
+        assert_memory_equal(a.din, other[k]->din, n_in * sizeof(float));
+        assert_memory_equal(a.dw, other[k]->dw, l->n_weight * sizeof(float));
+        assert_memory_equal(a.db, other[k]->db, l->n_bias * sizeof(float));
+    }
+    run_result *all[] = {&a, &b, &c};
+    for (int k = 0; k < 3; k++) {
+        free(all[k]->out);
+        free(all[k]->din);
+        free(all[k]->dw);
+        free(all[k]->db);
+    }
+}
+
+static void test_thread_determinism(void **state)
+{
+    (void)state;
+    const struct {
+        shape3 in;
+        conv_settings cs;
+    } convs[] = {
+        {{1, 32, 32}, {6, 5, 1, 0}}, {{6, 14, 14}, {16, 5, 1, 0}},
+        {{16, 5, 5}, {120, 5, 1, 0}}, {{3, 7, 9}, {5, 3, 2, 1}},
+    };
+    for (int t = 0; t < 4; t++) {
+        rng g;
+        rng_seed(&g, 81 + (uint64_t)t);
+        layer l = {0};
+        l.u.conv = convs[t].cs;
+        tl_make(&l, &conv_ops, convs[t].in, &g);
+        expect_same_bits(&l, 8);
+        tl_free(&l);
+    }
+    const int dims[][2] = {{120, 84}, {84, 10}, {37, 13}};
+    for (int t = 0; t < 3; t++) {
+        rng g;
+        rng_seed(&g, 91 + (uint64_t)t);
+        layer l = {0};
+        l.u.dense.units = dims[t][1];
+        tl_make(&l, &dense_ops, (shape3){dims[t][0], 1, 1}, &g);
+        expect_same_bits(&l, 8);
+        tl_free(&l);
+    }
+    omp_set_num_threads(omp_get_num_procs());
+}
+#endif
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_grad_conv),
+        cmocka_unit_test(test_grad_pool),
+        cmocka_unit_test(test_grad_dense),
+        cmocka_unit_test(test_grad_act),
+        cmocka_unit_test(test_grad_softmax_xent),
+        cmocka_unit_test(test_gradcheck_detects_errors),
+        cmocka_unit_test(test_conv_matches_reference),
+        cmocka_unit_test(test_conv_forward_by_hand),
+        cmocka_unit_test(test_pool_by_hand),
+        cmocka_unit_test(test_softmax_xent_by_hand),
+        cmocka_unit_test(test_setup_errors),
+        cmocka_unit_test(test_parse),
+#ifdef _OPENMP
+        cmocka_unit_test(test_thread_determinism),
+#endif
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
