@@ -93,7 +93,7 @@ void progress_update(progress *p, long done)
     char line[512];
     p->last_draw = now;
     format_bar(p, done, now, line, sizeof line);
-    fprintf(stdout, "\r%s", line);
+    fprintf(stdout, "\r%s\033[K", line); /* clear what a longer previous line left */
     fflush(stdout);
 }
 
