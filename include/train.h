@@ -10,7 +10,7 @@
 
 /* Samples per forward pass when only evaluating (independent of the training batch size;
  * results do not depend on it). */
-#define EVAL_BATCH 256
+#define EVAL_BATCH 64
 
 /* Runs the whole training described by cfg, writing cfg->output_dir: config.cfg, train.log,
  * metrics.csv, epoch-NN.safetensors and best.safetensors (a link to the epoch with the
