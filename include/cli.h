@@ -17,13 +17,17 @@ typedef struct cli_options {
     int n_overrides;
     int threads;        /* --threads, 0 when not given */
     const char *output; /* --output as given, NULL when not given */
+    const char *idx;    /* predict --idx: an IDX image file */
+    const char *labels; /* predict --labels: its IDX label file */
+    int invert;         /* predict --invert: images are dark digits on a light background */
     const char *operands[64];
     int n_operands;
     char storage[3][CONFIG_PATH_MAX + 32];
 } cli_options;
 
 /* Parses argv[first..argc) into o. `allowed` lists the short option letters the command takes
- * among "etos" (epochs, threads, output, set); -h/--help and -V/--version are always allowed.
+ * among "etos" (epochs, threads, output, set) and "ILN" (predict's --idx, --labels, --invert);
+ * -h/--help and -V/--version are always allowed.
  * Returns 1 to go on, 0 when help or version was printed, -1 on a usage error (reported). */
 int cli_parse(int argc, char **argv, int first, const char *allowed, cli_options *o);
 
@@ -45,7 +49,11 @@ typedef struct cli_command {
 extern const cli_command cli_commands[];
 extern const int cli_n_commands;
 
-int cmd_train(const cli_options *o); /* cmd_train.c */
-int cmd_test(const cli_options *o);  /* cmd_test.c */
+int cmd_train(const cli_options *o);   /* cmd_train.c */
+int cmd_test(const cli_options *o);    /* cmd_test.c */
+int cmd_check(const cli_options *o);   /* cmd_check.c */
+int cmd_info(const cli_options *o);    /* cmd_info.c */
+int cmd_plot(const cli_options *o);    /* cmd_plot.c */
+int cmd_predict(const cli_options *o); /* cmd_predict.c */
 
 #endif

@@ -27,9 +27,14 @@ void cli_usage(FILE *out)
           "                       (same as --set train.epochs=N)\n"
           "  -t, --threads N      use N OpenMP threads (default: the config's 'threads', else\n"
           "                       OMP_NUM_THREADS, else all cores)\n"
-          "  -o, --output DIR     train: write the run to DIR (default: runs/<name>)\n"
+          "  -o, --output PATH    train: write the run to directory PATH (default: runs/<name>);\n"
+          "                       plot: write the SVG to PATH\n"
           "  -s, --set KEY=VALUE  override a scalar config setting, e.g. --set train.batch_size=32\n"
           "                       (repeatable; the run saves the effective config)\n"
+          "      --idx FILE       predict: classify every image of an IDX file and print the\n"
+          "                       confusion matrix\n"
+          "      --labels FILE    predict: the IDX labels of --idx (default: its MNIST sibling)\n"
+          "      --invert         predict: images are dark digits on a light background\n"
           "  -h, --help           show this help and exit\n"
           "  -V, --version        show the version and exit\n"
           "\n"
@@ -89,6 +94,9 @@ static int take_option(int c, const char *arg, cli_options *o)
         snprintf(o->storage[2], sizeof o->storage[2], "output_dir=\"%s\"", arg);
         return add_override(o, o->storage[2]);
     case 's': return add_override(o, arg);
+    case 'I': o->idx = arg; return 0;
+    case 'L': o->labels = arg; return 0;
+    case 'N': o->invert = 1; return 0;
     default: return -1;
     }
 }
@@ -98,8 +106,9 @@ int cli_parse(int argc, char **argv, int first, const char *allowed, cli_options
     static const struct option longs[] = {
         {"epochs", required_argument, NULL, 'e'}, {"threads", required_argument, NULL, 't'},
         {"output", required_argument, NULL, 'o'}, {"set", required_argument, NULL, 's'},
-        {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        {"idx", required_argument, NULL, 'I'},    {"labels", required_argument, NULL, 'L'},
+        {"invert", no_argument, NULL, 'N'},       {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
     };
     int c;
     memset(o, 0, sizeof *o);

@@ -8,6 +8,12 @@
 const cli_command cli_commands[] = {
     {"train", "[OPTIONS] CONFIG", "train the network CONFIG describes", "etos", cmd_train},
     {"test", "[-t N] CHECKPOINT", "test a saved checkpoint on its test set", "t", cmd_test},
+    {"check", "[-s K=V] CONFIG", "validate a config: shapes, parameters, memory, schedule", "es",
+     cmd_check},
+    {"info", "CHECKPOINT", "print a checkpoint's stored config, epoch and metrics", "", cmd_info},
+    {"plot", "[-o FILE] RUN_DIR...", "draw the error curves of runs into one SVG", "o", cmd_plot},
+    {"predict", "[--invert] CHECKPOINT IMAGE...", "classify PNG/PGM images (or --idx FILE)",
+     "tILN", cmd_predict},
 };
 const int cli_n_commands = (int)(sizeof cli_commands / sizeof cli_commands[0]);
 

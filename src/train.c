@@ -188,11 +188,11 @@ static int write_metrics(run *r, int epochs_done, lo_error *err)
     snprintf(path, sizeof path, "%s/metrics.csv", r->cfg->output_dir);
     if (atomic_open(&f, path, err) < 0)
         return -1;
-    fprintf(f.fp, "epoch,lr,cost,train_errors,test_errors,seconds\n");
+    fprintf(f.fp, "epoch,lr,cost,train_errors,test_errors,seconds,train_count,test_count\n");
     for (int e = 0; e < epochs_done; e++) {
         const ckpt_info *h = &r->history[e];
-        fprintf(f.fp, "%d,%.10g,%.10g,%d,%d,%.3f\n", h->epoch, h->lr, h->cost, h->train_errors,
-                h->test_errors, r->seconds[e]);
+        fprintf(f.fp, "%d,%.10g,%.10g,%d,%d,%.3f,%d,%d\n", h->epoch, h->lr, h->cost,
+                h->train_errors, h->test_errors, r->seconds[e], h->train_count, h->test_count);
     }
     return atomic_commit(&f, err);
 }

@@ -1,0 +1,66 @@
+/* cmd_check.c - `lenet-omp check CONFIG`: everything training would check before its first
+ * batch (config, data files, network shapes, memory), then the shape table, the memory the run
+ * needs and the learning-rate table; no training. */
+#include <stdio.h>
+
+#include "cli.h"
+#include "dataset.h"
+#include "mnist.h"
+#include "net.h"
+#include "train.h"
+
+/* Prints the schedule as epoch ranges: "epochs 1-2   lr 0.05". */
+static void print_schedule(const run_config *cfg)
+{
+    int first = 1;
+    printf("learning-rate table (%d epochs, batch size %d, momentum %g, weight decay %g):\n",
+           cfg->train.epochs, cfg->train.batch_size, cfg->train.momentum,
+           cfg->train.weight_decay);
+    for (int i = 0; i < cfg->train.n_steps && first <= cfg->train.epochs; i++) {
+        int last = first + cfg->train.schedule[i].epochs - 1;
+        if (last > cfg->train.epochs)
+            last = cfg->train.epochs;
+        printf("  epochs %3d-%-3d  lr %g\n", first, last, cfg->train.schedule[i].lr);
+        first = last + 1;
+    }
+}
+
+int cmd_check(const cli_options *o)
+{
+    run_config cfg;
+    mnist_set train = {0}, test = {0};
+    net n = {0};
+    lo_error err;
+    if (o->n_operands != 1) {
+        fprintf(stderr, "lenet-omp: expected one CONFIG (try --help)\n");
+        return EXIT_BAD_INPUT;
+    }
+    if (config_load_file(&cfg, o->operands[0], o->overrides, o->n_overrides, &err) < 0)
+        return cli_fail(&err);
+    const data_config *d = &cfg.data;
+    int max_batch = cfg.train.batch_size > EVAL_BATCH ? cfg.train.batch_size : EVAL_BATCH;
+    int rc = mnist_load(&train, d->train_images, d->train_labels, &err);
+    if (rc == 0)
+        rc = mnist_load(&test, d->test_images, d->test_labels, &err);
+    if (rc == 0)
+        rc = net_build(&n, cfg.layers, cfg.n_layers, dataset_input_shape(&train, d->padding),
+                       max_batch, cfg.source, &err);
+    if (rc == 0) {
+        double data_mib = ((double)train.count * (train.rows * train.cols + 1) +
+                           (double)test.count * (test.rows * test.cols + 1)) / 1048576.0;
+        double velocity_mib = cfg.train.momentum > 0 ? n.n_params * 4.0 / 1048576.0 : 0.0;
+        printf("%s: ok (run '%s', output %s)\n", cfg.source, cfg.name, cfg.output_dir);
+        printf("data: %d training and %d test images of %dx%d\n", train.count, test.count,
+               train.rows, train.cols);
+        net_print_table(&n, stdout);
+        printf("memory: %.1f MiB (arenas %.1f, images kept as bytes %.1f, momentum %.1f)\n",
+               net_memory_bytes(&n) / 1048576.0 + data_mib + velocity_mib,
+               net_memory_bytes(&n) / 1048576.0, data_mib, velocity_mib);
+        print_schedule(&cfg);
+    }
+    net_free(&n);
+    mnist_free(&train);
+    mnist_free(&test);
+    config_free(&cfg);
+    return rc < 0 ? cli_fail(&err) : 0;
+}
