@@ -13,7 +13,7 @@
 #define EVAL_BATCH 64
 
 /* Runs the whole training described by cfg, writing cfg->output_dir: config.cfg, train.log,
- * metrics.csv, epoch-NN.safetensors and best.safetensors (a link to the epoch with the
+ * metrics.csv, errors.svg, epoch-NN.safetensors and best.safetensors (a link to the epoch with the
  * fewest test errors). Returns 0, or -1 with err set. */
 int train_run(const run_config *cfg, lo_error *err);
 

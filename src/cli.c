@@ -28,7 +28,8 @@ void cli_usage(FILE *out)
           "  -t, --threads N      use N OpenMP threads (default: the config's 'threads', else\n"
           "                       OMP_NUM_THREADS, else all cores)\n"
           "  -o, --output PATH    train: write the run to directory PATH (default: runs/<name>);\n"
-          "                       plot: write the SVG to PATH\n"
+          "                       plot: write the SVG to PATH; predict: write each fitted\n"
+          "                       28x28 digit to PATH/NNN.png\n"
           "  -s, --set KEY=VALUE  override a scalar config setting, e.g. --set train.batch_size=32\n"
           "                       (repeatable; the run saves the effective config)\n"
           "      --idx FILE       predict: classify every image of an IDX file and print the\n"
@@ -38,8 +39,9 @@ void cli_usage(FILE *out)
           "  -h, --help           show this help and exit\n"
           "  -V, --version        show the version and exit\n"
           "\n"
-          "A run writes DIR/config.cfg, train.log, metrics.csv, epoch-NN.safetensors and\n"
-          "best.safetensors. Exit status: 0 ok, 2 bad input (config, data, checkpoint, usage).\n"
+          "A run writes DIR/config.cfg, train.log, metrics.csv, errors.svg, epoch-NN.safetensors\n"
+          "and best.safetensors. Exit status: 0 ok, 2 bad input (config, data, checkpoint,\n"
+          "usage).\n"
           "The config keys are documented in docs/config.md.\n",
           out);
 }

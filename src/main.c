@@ -13,7 +13,7 @@ const cli_command cli_commands[] = {
     {"info", "CHECKPOINT", "print a checkpoint's stored config, epoch and metrics", "", cmd_info},
     {"plot", "[-o FILE] RUN_DIR...", "draw the error curves of runs into one SVG", "o", cmd_plot},
     {"predict", "[--invert] CHECKPOINT IMAGE...", "classify PNG/PGM images (or --idx FILE)",
-     "tILN", cmd_predict},
+     "otILN", cmd_predict},
 };
 const int cli_n_commands = (int)(sizeof cli_commands / sizeof cli_commands[0]);
 

@@ -15,7 +15,9 @@
 
 #include "atomic_file.h"
 #include "checkpoint.h"
+#include "kernel_util.h"
 #include "optim.h"
+#include "plot.h"
 #include "report.h"
 #include "rng.h"
 
@@ -35,15 +37,37 @@ int train_set_threads(int threads)
 #endif
 }
 
+/* Fills samples idx[0..B) (idx NULL: first..first+B-1) of set into the input and labels,
+ * this thread's share of them (kernel_util.h), then waits for the team. */
+static void fill_team(net *n, const mnist_set *set, const data_norm *norm, const uint32_t *idx,
+                      int first, int B, uint8_t *labels)
+{
+    int lo, hi;
+    ku_share(B, &lo, &hi);
+    if (hi > lo)
+        dataset_fill(set, norm, idx ? idx + lo : NULL, (uint32_t)(first + lo), hi - lo,
+                     n->act[0] + (size_t)lo * shape3_size(n->input), labels + lo);
+    ku_barrier();
+}
+
+/* One evaluation batch on every thread of the team (one parallel region per batch): fill,
+ * forward, then thread 0 scores it in sample order. */
+static void evaluate_batch_team(net *n, const mnist_set *set, const data_norm *norm, int first,
+                                int B, uint8_t *labels, double *cost, int *wrong)
+{
+    fill_team(n, set, norm, NULL, first, B, labels);
+    net_forward(n, B);
+    if (ku_thread() == 0)
+        *wrong += net_score(n, labels, B, cost);
+}
+
 int train_evaluate(net *n, const mnist_set *set, const data_norm *norm, double *cost)
 {
     uint8_t labels[EVAL_BATCH];
     int wrong = 0, step = n->max_batch < EVAL_BATCH ? n->max_batch : EVAL_BATCH;
     for (int first = 0; first < set->count; first += step) {
         int B = set->count - first < step ? set->count - first : step;
-        dataset_fill(set, norm, NULL, (uint32_t)first, B, n->act[0], labels);
-        net_forward(n, B);
-        wrong += net_score(n, labels, B, cost);
+        KU_TEAM(evaluate_batch_team(n, set, norm, first, B, labels, cost, &wrong));
     }
     return wrong;
 }
@@ -154,11 +178,29 @@ static int prepare_output(run *r, lo_error *err)
     return 0;
 }
 
+/* One training batch (samples order[first..first+size)) on every thread of the team, in one
+ * parallel region: fill, forward, thread 0 adds the cost in sample order, backward, then SGD
+ * on this thread's share of the parameters (elementwise: the same bits for any split). */
+static void train_batch_team(run *r, int first, int size, float lr, double *cost)
+{
+    const train_config *t = &r->cfg->train;
+    net *n = &r->n;
+    size_t lo, hi;
+    fill_team(n, &r->train, &r->train_norm, r->order + first, 0, size, r->labels);
+    net_forward(n, size);
+    if (ku_thread() == 0)
+        net_score(n, r->labels, size, cost);
+    net_backward(n, r->labels, size);
+    ku_share_floats(n->n_params, &lo, &hi);
+    if (hi > lo)
+        optim_sgd_step(n->params + lo, n->grads + lo, r->velocity ? r->velocity + lo : NULL,
+                       hi - lo, lr, (float)t->momentum, (float)t->weight_decay);
+}
+
 /* One epoch of SGD; returns the total training cross-entropy. */
 static double train_epoch(run *r, int epoch)
 {
     const train_config *t = &r->cfg->train;
-    net *n = &r->n;
     float lr = (float)config_lr(r->cfg, epoch);
     int B = t->batch_size, count = r->train.count;
     long batches = (count + B - 1) / B;
@@ -168,12 +210,7 @@ static double train_epoch(run *r, int epoch)
     progress_start(&bar, &r->log, batches);
     for (long k = 0; k < batches; k++) {
         int first = (int)(k * B), size = count - first < B ? count - first : B;
-        dataset_fill(&r->train, &r->train_norm, r->order + first, 0, size, n->act[0], r->labels);
-        net_forward(n, size);
-        net_score(n, r->labels, size, &cost);
-        net_backward(n, r->labels, size);
-        optim_sgd_step(n->params, n->grads, r->velocity, n->n_params, lr, (float)t->momentum,
-                       (float)t->weight_decay);
+        KU_TEAM(train_batch_team(r, first, size, lr, &cost));
         progress_update(&bar, k + 1);
     }
     progress_finish(&bar);
@@ -195,6 +232,26 @@ static int write_metrics(run *r, int epochs_done, lo_error *err)
                 h->train_errors, h->test_errors, r->seconds[e], h->train_count, h->test_count);
     }
     return atomic_commit(&f, err);
+}
+
+/* Redraws errors.svg (error rates and cost per epoch, plot.h) from the finished epochs. */
+static int write_plot(run *r, int epochs_done, lo_error *err)
+{
+    char path[CONFIG_PATH_MAX + 32];
+    plot_series s = {.n = epochs_done, .best_epoch = r->best_epoch};
+    s.points = malloc((size_t)epochs_done * sizeof *s.points);
+    if (!s.points)
+        return lo_fail(err, "out of memory");
+    snprintf(s.name, sizeof s.name, "%s", r->cfg->name);
+    for (int e = 0; e < epochs_done; e++) {
+        const ckpt_info *h = &r->history[e];
+        s.points[e] = (plot_point){h->epoch, 100.0 * h->train_errors / h->train_count,
+                                   100.0 * h->test_errors / h->test_count, h->cost};
+    }
+    snprintf(path, sizeof path, "%s/errors.svg", r->cfg->output_dir);
+    int rc = plot_write_svg(path, &s, 1, err);
+    free(s.points);
+    return rc;
 }
 
 /* Points best.safetensors at the best epoch's file (a relative symbolic link, replaced
@@ -237,7 +294,8 @@ static int finish_epoch(run *r, int epoch, double cost, double started, lo_error
     if (r->best_epoch == 0 || h->test_errors < r->history[r->best_epoch - 1].test_errors)
         r->best_epoch = epoch;
     r->seconds[epoch - 1] = report_now() - started;
-    if (write_metrics(r, epoch, err) < 0 || link_best(r, err) < 0)
+    if (write_metrics(r, epoch, err) < 0 || link_best(r, err) < 0 ||
+        write_plot(r, epoch, err) < 0)
         return -1;
     report_printf(&r->log, "Time used: %.3f sec\n", r->seconds[epoch - 1]);
     return 0;
