@@ -36,7 +36,13 @@ typedef struct layer_ops {
      * l->fan_out and l->weight_shape. Runs once, at build time. Returns 0 or -1. */
     int (*setup)(layer *l, lo_error *err);
 
-    /* in: B x l->in, out: B x l->out. */
+    /* Threads (forward and backward): the network calls them from every thread of one
+     * parallel region per pass; each takes its thread's share of the work and ends with a
+     * barrier. Called outside a parallel region, they open one (KU_TEAM in kernel_util.h).
+     * Each output float is computed by one thread in an order that does not depend on the
+     * thread count.
+     *
+     * in: B x l->in, out: B x l->out. */
     void (*forward)(const layer *l, const float *in, float *out, int B);
 
     /* in, out: the forward pass's tensors; dout: B x l->out (ignored by a loss layer, which

@@ -41,12 +41,22 @@ size_t net_memory_bytes(const net *n);
 void net_init_params(net *n, const init_config *init, uint64_t seed);
 
 /* Forward pass of B <= max_batch samples from n->act[0]; the loss layer's output (class
- * probabilities, B x classes) ends in n->act[n_layers]. */
+ * probabilities, B x classes) ends in n->act[n_layers]. Called outside a parallel region it
+ * opens one for the whole pass; inside one, every thread of the team must call it (the
+ * layers' kernels share the team and end with barriers). */
 void net_forward(net *n, int B);
 
 /* Zeroes the gradients, then back-propagates the batch-mean cross-entropy of the last
- * forward pass against labels (B entries). */
+ * forward pass against labels (B entries). Threads as net_forward. */
 void net_backward(net *n, const uint8_t *labels, int B);
+
+/* This thread's share of layer l's parameters, as offsets and lengths in the parameter
+ * arena (the same offsets index n->grads): the weight rows and biases (first dimension:
+ * conv filters, dense units) whose gradients the kernels give this thread, so zeroing,
+ * gradients and the update of a row stay on one core; a tensor without such rows belongs to
+ * thread 0. Lengths are 0 for what is not this thread's. Outside a parallel region: all. */
+void net_param_share(const net *n, const layer *l, size_t *w_at, size_t *w_len, size_t *b_at,
+                     size_t *b_len);
 
 /* Number of classes (the loss layer's width). */
 int net_classes(const net *n);

@@ -2,13 +2,9 @@
  * parameters; backward uses the forward output (each derivative is a function of y). */
 #include <math.h>
 
+#include "kernel_util.h"
 #include "layers.h"
 
-#ifdef _OPENMP
-#define ACT_OMP(directive) _Pragma(directive)
-#else
-#define ACT_OMP(directive)
-#endif
 
 /* out = in; no parameters. */
 static int act_setup(layer *l, lo_error *err)
@@ -25,69 +21,105 @@ static int act_setup(layer *l, lo_error *err)
 }
 
 /* in, out: B x [C][H][W]. Elementwise, so any split over threads gives the same bits. */
+static void relu_forward_team(const layer *l, const float *in, float *out, int B)
+{
+    size_t lo, hi;
+    ku_share_floats((size_t)B * shape3_size(l->in), &lo, &hi);
+    for (size_t i = lo; i < hi; i++)
+        out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+    ku_barrier();
+}
+
 static void relu_forward(const layer *l, const float *in, float *out, int B)
 {
-    const long long n = (long long)B * (long long)shape3_size(l->in);
-    ACT_OMP("omp parallel for schedule(static)")
-    for (long long i = 0; i < n; i++)
-        out[i] = in[i] > 0.0f ? in[i] : 0.0f;
+    KU_TEAM(relu_forward_team(l, in, out, B));
 }
 
 /* din = dout where y > 0, else 0. out, dout, din: B x [C][H][W]. */
+static void relu_backward_team(const layer *l, const float *out, const float *dout,
+                               float *din, int B)
+{
+    size_t lo, hi;
+    ku_share_floats((size_t)B * shape3_size(l->in), &lo, &hi);
+    for (size_t i = lo; i < hi; i++)
+        din[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+    ku_barrier();
+}
+
 static void relu_backward(layer *l, const float *in, const float *out, const float *dout,
                           float *din, int B)
 {
     (void)in;
-    if (!din)
-        return;
-    const long long n = (long long)B * (long long)shape3_size(l->in);
-    ACT_OMP("omp parallel for schedule(static)")
-    for (long long i = 0; i < n; i++)
-        din[i] = out[i] > 0.0f ? dout[i] : 0.0f;
+    if (din)
+        KU_TEAM(relu_backward_team(l, out, dout, din, B));
 }
 
 /* in, out: B x [C][H][W]. */
+static void tanh_forward_team(const layer *l, const float *in, float *out, int B)
+{
+    size_t lo, hi;
+    ku_share_floats((size_t)B * shape3_size(l->in), &lo, &hi);
+    for (size_t i = lo; i < hi; i++)
+        out[i] = tanhf(in[i]);
+    ku_barrier();
+}
+
 static void tanh_forward(const layer *l, const float *in, float *out, int B)
 {
-    const long long n = (long long)B * (long long)shape3_size(l->in);
-    ACT_OMP("omp parallel for schedule(static)")
-    for (long long i = 0; i < n; i++)
-        out[i] = tanhf(in[i]);
+    KU_TEAM(tanh_forward_team(l, in, out, B));
 }
 
 /* din = dout * (1 - y^2). */
+static void tanh_backward_team(const layer *l, const float *out, const float *dout,
+                               float *din, int B)
+{
+    size_t lo, hi;
+    ku_share_floats((size_t)B * shape3_size(l->in), &lo, &hi);
+    for (size_t i = lo; i < hi; i++)
+        din[i] = dout[i] * (1.0f - out[i] * out[i]);
+    ku_barrier();
+}
+
 static void tanh_backward(layer *l, const float *in, const float *out, const float *dout,
                           float *din, int B)
 {
     (void)in;
-    if (!din)
-        return;
-    const long long n = (long long)B * (long long)shape3_size(l->in);
-    ACT_OMP("omp parallel for schedule(static)")
-    for (long long i = 0; i < n; i++)
-        din[i] = dout[i] * (1.0f - out[i] * out[i]);
+    if (din)
+        KU_TEAM(tanh_backward_team(l, out, dout, din, B));
 }
 
 /* in, out: B x [C][H][W]: 1 / (1 + e^-x). */
+static void sigmoid_forward_team(const layer *l, const float *in, float *out, int B)
+{
+    size_t lo, hi;
+    ku_share_floats((size_t)B * shape3_size(l->in), &lo, &hi);
+    for (size_t i = lo; i < hi; i++)
+        out[i] = 1.0f / (1.0f + expf(-in[i]));
+    ku_barrier();
+}
+
 static void sigmoid_forward(const layer *l, const float *in, float *out, int B)
 {
-    const long long n = (long long)B * (long long)shape3_size(l->in);
-    ACT_OMP("omp parallel for schedule(static)")
-    for (long long i = 0; i < n; i++)
-        out[i] = 1.0f / (1.0f + expf(-in[i]));
+    KU_TEAM(sigmoid_forward_team(l, in, out, B));
 }
 
 /* din = dout * y (1 - y). */
+static void sigmoid_backward_team(const layer *l, const float *out, const float *dout,
+                                  float *din, int B)
+{
+    size_t lo, hi;
+    ku_share_floats((size_t)B * shape3_size(l->in), &lo, &hi);
+    for (size_t i = lo; i < hi; i++)
+        din[i] = dout[i] * (out[i] * (1.0f - out[i]));
+    ku_barrier();
+}
+
 static void sigmoid_backward(layer *l, const float *in, const float *out, const float *dout,
                              float *din, int B)
 {
     (void)in;
-    if (!din)
-        return;
-    const long long n = (long long)B * (long long)shape3_size(l->in);
-    ACT_OMP("omp parallel for schedule(static)")
-    for (long long i = 0; i < n; i++)
-        din[i] = dout[i] * (out[i] * (1.0f - out[i]));
+    if (din)
+        KU_TEAM(sigmoid_backward_team(l, out, dout, din, B));
 }
 
 const layer_ops relu_ops = {

@@ -3,28 +3,39 @@
  *
  * Every output float is produced by one thread in one fixed order, so results are bitwise
  * identical for any thread count. Inner loops are contiguous and elementwise (axpy) so they
- * vectorise without -ffast-math; unavoidable reductions go through a 16-lane accumulator.
+ * vectorise without -ffast-math; unavoidable reductions go through a 16-lane accumulator
+ * (kernel_util.h).
  *
- * Three paths, chosen by shape alone: "dense" (1x1 output whose kernel covers the whole
- * input, pad 0: plain dot products), "wide" (stride 1, pad 0: one long axpy per tap over
- * the plane at the input's row pitch) and the general row path (any stride and pad). */
+ * Paths, chosen by shape alone: "dense" (1x1 output whose kernel covers the whole input,
+ * pad 0: kernel_util.h's fully connected kernels), "wide" (stride 1, pad 0: for each tap the
+ * plane is one contiguous run at the input's row pitch) and the general row path (any stride
+ * and pad). The wide path's forward, weight-gradient and input-gradient kernels are
+ * register-blocked (conv_taps16, conv_dots16) when the plane is at least 16 floats and the
+ * scratch fits; they keep the plain wide kernels' order of operations exactly (same bits),
+ * which stay as the fallback.
+ *
+ * Threads: each kernel runs on its thread's share (kernel_util.h) and ends with a barrier:
+ * forward and input gradient split the samples, weight gradients the filters (the 1x1 path:
+ * units, units, input features). */
 #include <limits.h>
 #include <string.h>
 
 #include "cfg_read.h"
+#include "kernel_util.h"
 #include "layers.h"
-
-#ifdef _OPENMP
-#define CONV_OMP(directive) _Pragma(directive)
-#else
-#define CONV_OMP(directive)
-#endif
-
-#define CONV_LANES 16
 
 /* Floats of per-task stack scratch for the wide-row path (16 KiB): an output plane laid out
  * with the input's row pitch. */
 #define CONV_WIDE_MAX 4096
+
+/* Floats of stack scratch of the register-blocked kernels (32 KiB), and their block sizes
+ * (kernel_util.h's KU_ACC): output channels per micro-kernel call (forward, input gradient),
+ * filters per weight-gradient call; the _MAX sizes bound their arrays. */
+#define CONV_SCRATCH 8192
+#define CONV_NF KU_ACC
+#define CONV_FB (KU_ACC < 4 ? KU_ACC : 4)
+#define CONV_NF_MAX KU_ACC_MAX
+#define CONV_FB_MAX 4
 
 static const char *const conv_keys[] = {"filters", "kernel", "stride", "pad", NULL};
 
@@ -91,59 +102,6 @@ static void conv_valid_range(int k, int pad, int stride, int n, int n_out, int *
         last = n_out;
     *lo = first < last ? first : last;
     *hi = last;
-}
-
-/* acc[16] += a[0..n) * b[0..n) lane by lane (a fixed, vectorisable order). */
-static inline void conv_lanes_dot(float *restrict acc, const float *restrict a,
-                                  const float *restrict b, int n)
-{
-    int i = 0;
-    for (; i + CONV_LANES <= n; i += CONV_LANES)
-        for (int j = 0; j < CONV_LANES; j++)
-            acc[j] += a[i + j] * b[i + j];
-    for (int j = 0; i + j < n; j++)
-        acc[j] += a[i + j] * b[i + j];
-}
-
-/* acc[16] += a[i] * b[i * stride] for i in [0, n), lane by lane. */
-static inline void conv_lanes_dot_strided(float *restrict acc, const float *restrict a,
-                                          const float *restrict b, int stride, int n)
-{
-    for (int i = 0; i < n; i++)
-        acc[i % CONV_LANES] += a[i] * b[(size_t)i * (size_t)stride];
-}
-
-/* acc[16] += a[0..n) lane by lane. */
-static inline void conv_lanes_sum(float *restrict acc, const float *restrict a, size_t n)
-{
-    size_t i = 0;
-    for (; i + CONV_LANES <= n; i += CONV_LANES)
-        for (int j = 0; j < CONV_LANES; j++)
-            acc[j] += a[i + j];
-    for (int j = 0; i + (size_t)j < n; j++)
-        acc[j] += a[i + (size_t)j];
-}
-
-/* Sum of the 16 lanes in a fixed pairwise order. */
-static inline float conv_lanes_total(float *acc)
-{
-    for (int half = CONV_LANES / 2; half > 0; half /= 2)
-        for (int j = 0; j < half; j++)
-            acc[j] += acc[j + half];
-    return acc[0];
-}
-
-/* Dot product of a[0..n) and b[0..n) through the lane accumulator. */
-static float conv_dot(const float *restrict a, const float *restrict b, size_t n)
-{
-    float acc[CONV_LANES] = {0};
-    size_t i = 0;
-    for (; i + CONV_LANES <= n; i += CONV_LANES)
-        for (int j = 0; j < CONV_LANES; j++)
-            acc[j] += a[i + j] * b[i + j];
-    for (int j = 0; i + (size_t)j < n; j++)
-        acc[j] += a[i + (size_t)j] * b[i + (size_t)j];
-    return conv_lanes_total(acc);
 }
 
 /* True for the wide-row path: stride 1, pad 0, and an output plane laid out with the
@@ -237,31 +195,137 @@ static void conv_forward_plane(const layer *l, const float *restrict in_n,
     }
 }
 
-/* in: B x [C][H][W], out: B x [F][OH][OW]. One (sample, filter) plane per task. */
-static void conv_forward(const layer *l, const float *in, float *out, int B)
+/* ---------------------------------------------------------------------------------------
+ * Register-blocked kernels (stride 1, pad 0). They keep every output's order of operations
+ * of the wide-row path above, so they give the same bits; they only hold NF outputs x 16
+ * positions in registers across all taps instead of streaming a plane through memory per tap.
+ */
+
+/* dst[o * ldd + j] = (init ? init[o] : 0) + sum over taps (i, ky, kx), in that order, of
+ *   w[o * wo + i * wi + ky * K + kx] * src[i * si + ky * sy + kx * sx + j]
+ * for o < NF output channels and j < 16 positions. i runs over CI input channels, ky over
+ * [ky_lo, ky_hi) (the caller leaves out only rows whose source is all zeros: their terms are
+ * +-0, which change no sum that starts from +0), kx over [0, K). The strides may be negative
+ * (the input gradient walks the taps backwards through its source). */
+KU_INLINE void conv_taps16(const int NF, const float *src, ptrdiff_t si, ptrdiff_t sy,
+                           ptrdiff_t sx, int CI, int K, int ky_lo, int ky_hi, const float *w,
+                           size_t wo, size_t wi, const float *init, float *dst, size_t ldd)
+{
+    ku_v16 acc[CONV_NF_MAX];
+    for (int o = 0; o < NF; o++)
+        acc[o] = ku_splat(init ? init[o] : 0.0f);
+    for (int i = 0; i < CI; i++) {
+        const float *s_i = src + i * si, *w_i = w + (size_t)i * wi;
+        for (int ky = ky_lo; ky < ky_hi; ky++) {
+            const float *s_y = s_i + ky * sy, *w_y = w_i + (size_t)ky * K;
+            for (int kx = 0; kx < K; kx++) {
+                const ku_v16 x = ku_load(s_y + kx * sx);
+                for (int o = 0; o < NF; o++)
+                    acc[o] = ku_madd(acc[o], w_y[(size_t)o * wo + kx], x);
+            }
+        }
+    }
+    for (int o = 0; o < NF; o++)
+        ku_store(dst + (size_t)o * ldd, acc[o]);
+}
+
+/* conv_taps16 over positions [0, len) (len >= 16) in blocks of 16; the last block overlaps
+ * the one before it (recomputing the same bits) instead of reading past the end. rows > 0:
+ * the positions are a plane of that many rows at pitch sy_pos, and the source row of tap ky
+ * for position row y is y - ky, valid in [0, rows_valid): taps whose rows are all invalid
+ * for a whole block are skipped (their source is zero). rows == 0: every tap. */
+static void conv_taps(int nf, const float *src, ptrdiff_t si, ptrdiff_t sy, ptrdiff_t sx,
+                      int CI, int K, const float *w, size_t wo, size_t wi, const float *init,
+                      float *dst, size_t ldd, size_t len, int rows, size_t pitch, int rows_valid)
+{
+    for (size_t i0 = 0;; i0 += 16) {
+        if (i0 + 16 > len)
+            i0 = len - 16;
+        int lo = 0, hi = K;
+        if (rows > 0) {
+            const int y0 = (int)(i0 / pitch), y1 = (int)((i0 + 15) / pitch);
+            lo = y0 - (rows_valid - 1) > 0 ? y0 - (rows_valid - 1) : 0;
+            hi = y1 + 1 < K ? y1 + 1 : K;
+        }
+        const float *s = src + (ptrdiff_t)i0;
+        float *d = dst + i0;
+        switch (nf) {
+        case 8: conv_taps16(8, s, si, sy, sx, CI, K, lo, hi, w, wo, wi, init, d, ldd); break;
+        case 7: conv_taps16(7, s, si, sy, sx, CI, K, lo, hi, w, wo, wi, init, d, ldd); break;
+        case 6: conv_taps16(6, s, si, sy, sx, CI, K, lo, hi, w, wo, wi, init, d, ldd); break;
+        case 5: conv_taps16(5, s, si, sy, sx, CI, K, lo, hi, w, wo, wi, init, d, ldd); break;
+        case 4: conv_taps16(4, s, si, sy, sx, CI, K, lo, hi, w, wo, wi, init, d, ldd); break;
+        case 3: conv_taps16(3, s, si, sy, sx, CI, K, lo, hi, w, wo, wi, init, d, ldd); break;
+        case 2: conv_taps16(2, s, si, sy, sx, CI, K, lo, hi, w, wo, wi, init, d, ldd); break;
+        default: conv_taps16(1, s, si, sy, sx, CI, K, lo, hi, w, wo, wi, init, d, ldd); break;
+        }
+        if (i0 + 16 >= len)
+            return;
+    }
+}
+
+/* The forward pass takes the blocked kernel on the wide-row path when the wide plane is at
+ * least one block long and CONV_NF wide planes fit the scratch. */
+static int conv_forward_blocked(const layer *l)
+{
+    size_t len = conv_wide_len(l);
+    return conv_is_wide(l) && len >= 16 && (size_t)CONV_NF * len <= CONV_SCRATCH;
+}
+
+/* One sample, every filter, blocked. in_n: [C][H][W], out_n: [F][OH][OW]. Each output is
+ * bias + taps in (c, ky, kx) order, as conv_forward_plane_wide. */
+static void conv_forward_sample_blocked(const layer *l, const float *in_n, float *out_n)
+{
+    const int C = l->in.c, H = l->in.h, W = l->in.w, F = l->out.c, OH = l->out.h;
+    const int OW = l->out.w, K = l->u.conv.kernel;
+    const size_t len = conv_wide_len(l), T = (size_t)C * K * K;
+    _Alignas(64) float wide[CONV_SCRATCH]; /* [nf][len]: output planes at row pitch W */
+    for (int f0 = 0; f0 < F; f0 += CONV_NF) {
+        const int nf = F - f0 < CONV_NF ? F - f0 : CONV_NF;
+        conv_taps(nf, in_n, (ptrdiff_t)H * W, W, 1, C, K, l->weight + (size_t)f0 * T, T,
+                  (size_t)K * K, l->bias + f0, wide, len, len, 0, 0, 0);
+        for (int f = 0; f < nf; f++)
+            for (int oy = 0; oy < OH; oy++)
+                memcpy(out_n + ((size_t)(f0 + f) * OH + oy) * OW, wide + f * len + (size_t)oy * W,
+                       (size_t)OW * sizeof *out_n);
+    }
+}
+
+/* The calling thread's share of the forward pass (samples; units on the 1x1 path), then a
+ * barrier. in: B x [C][H][W], out: B x [F][OH][OW]. */
+static void conv_forward_team(const layer *l, const float *in, float *out, int B)
 {
     const int F = l->out.c;
     const size_t in_size = shape3_size(l->in), out_size = shape3_size(l->out);
     if (conv_is_dense(l)) {
-        CONV_OMP("omp parallel for collapse(2) schedule(static)")
-        for (int n = 0; n < B; n++)
-            for (int f = 0; f < F; f++)
-                out[(size_t)n * F + f] = l->bias[f] + conv_dot(l->weight + (size_t)f * in_size,
-                                                               in + (size_t)n * in_size,
-                                                               in_size);
+        ku_fc_forward(l->weight, l->bias, in, out, B, F, in_size);
+        ku_barrier();
         return;
     }
-    const int wide = conv_is_wide(l);
-    CONV_OMP("omp parallel for collapse(2) schedule(static)")
-    for (int n = 0; n < B; n++)
+    const int blocked = conv_forward_blocked(l), wide = conv_is_wide(l);
+    int lo, hi;
+    ku_share(B, &lo, &hi);
+    for (int n = lo; n < hi; n++) {
+        const float *in_n = in + (size_t)n * in_size;
+        if (blocked) {
+            conv_forward_sample_blocked(l, in_n, out + (size_t)n * out_size);
+            continue;
+        }
         for (int f = 0; f < F; f++) {
-            const float *in_n = in + (size_t)n * in_size;
             float *out_nf = out + (size_t)n * out_size + (size_t)f * l->out.h * l->out.w;
             if (wide)
                 conv_forward_plane_wide(l, in_n, out_nf, f);
             else
                 conv_forward_plane(l, in_n, out_nf, f);
         }
+    }
+    ku_barrier();
+}
+
+/* in: B x [C][H][W], out: B x [F][OH][OW]. */
+static void conv_forward(const layer *l, const float *in, float *out, int B)
+{
+    KU_TEAM(conv_forward_team(l, in, out, B));
 }
 
 /* Gradients of filter f, batch loop inside. in: B x [C][H][W], dout: B x [F][OH][OW];
@@ -271,10 +335,10 @@ static void conv_backward_filter(layer *l, const float *in, const float *dout, i
     const int C = l->in.c, H = l->in.h, W = l->in.w, F = l->out.c, OH = l->out.h;
     const int OW = l->out.w, K = l->u.conv.kernel, S = l->u.conv.stride, P = l->u.conv.pad;
     const size_t in_size = shape3_size(l->in), plane = (size_t)OH * OW;
-    float acc[CONV_LANES] = {0};
+    float acc[KU_LANES] = {0};
     for (int n = 0; n < B; n++)
-        conv_lanes_sum(acc, dout + ((size_t)n * F + f) * plane, plane);
-    l->dbias[f] += conv_lanes_total(acc);
+        ku_lanes_sum(acc, dout + ((size_t)n * F + f) * plane, plane);
+    l->dbias[f] += ku_lanes_total(acc);
 
     float *dw_f = l->dweight + (size_t)f * C * K * K;
     for (int c = 0; c < C; c++) {
@@ -293,12 +357,12 @@ static void conv_backward_filter(layer *l, const float *in, const float *dout, i
                         const float *row = in_c + (size_t)(oy * S - P + ky) * W
                                            + (x0 * S - P + kx);
                         if (S == 1)
-                            conv_lanes_dot(acc, d_row, row, x1 - x0);
+                            ku_lanes_dot(acc, d_row, row, x1 - x0);
                         else
-                            conv_lanes_dot_strided(acc, d_row, row, S, x1 - x0);
+                            ku_lanes_dot_strided(acc, d_row, row, S, x1 - x0);
                     }
                 }
-                dw_f[((size_t)c * K + ky) * K + kx] += conv_lanes_total(acc);
+                dw_f[((size_t)c * K + ky) * K + kx] += ku_lanes_total(acc);
             }
         }
     }
@@ -313,10 +377,10 @@ static void conv_backward_filter_wide(layer *l, const float *in, const float *do
     const int OW = l->out.w, K = l->u.conv.kernel;
     const size_t in_size = shape3_size(l->in), plane = (size_t)OH * OW;
     const size_t len = conv_wide_len(l);
-    float acc[CONV_LANES] = {0};
+    float acc[KU_LANES] = {0};
     for (int n = 0; n < B; n++)
-        conv_lanes_sum(acc, dout + ((size_t)n * F + f) * plane, plane);
-    l->dbias[f] += conv_lanes_total(acc);
+        ku_lanes_sum(acc, dout + ((size_t)n * F + f) * plane, plane);
+    l->dbias[f] += ku_lanes_total(acc);
 
     _Alignas(64) float dwide[CONV_WIDE_MAX];
     float *dw_f = l->dweight + (size_t)f * C * K * K;
@@ -327,8 +391,8 @@ static void conv_backward_filter_wide(layer *l, const float *in, const float *do
                 for (int kx = 0; kx < K; kx++) {
                     const float *src = in + (size_t)n * in_size + ((size_t)c * H + ky) * W + kx;
                     memset(acc, 0, sizeof acc);
-                    conv_lanes_dot(acc, dwide, src, (int)len);
-                    dw_f[((size_t)c * K + ky) * K + kx] += conv_lanes_total(acc);
+                    ku_lanes_dot(acc, dwide, src, (int)len);
+                    dw_f[((size_t)c * K + ky) * K + kx] += ku_lanes_total(acc);
                 }
     }
 }
@@ -396,70 +460,177 @@ static void conv_backward_input(const layer *l, const float *restrict dout_n,
     }
 }
 
-/* The 1x1-output case as a dense layer. in: B x [I] (I = C*K*K), dout: B x [F],
- * weight [F][I]; din: B x [I] or NULL. */
-static void conv_backward_dense(layer *l, const float *in, const float *dout, float *din,
-                                int B)
+/* tot[f] = lane dot of d[f * ld ..][0..len) and x[0..len) for f < NF, the same bits as
+ * ku_dot(d_f, x, len); d is zero-padded to a multiple of 16, len >= 16. */
+KU_INLINE void conv_dots16(const int NF, const float *restrict d, size_t ld,
+                           const float *restrict x, size_t len, float *restrict tot)
 {
-    const int F = l->out.c;
-    const size_t I = shape3_size(l->in);
-    CONV_OMP("omp parallel for schedule(static)")
-    for (int f = 0; f < F; f++) {
-        float *restrict dw = l->dweight + (size_t)f * I;
-        float db = 0.0f;
-        for (int n = 0; n < B; n++) {
-            const float g = dout[(size_t)n * F + f];
-            const float *restrict x = in + (size_t)n * I;
-            db += g;
-            for (size_t i = 0; i < I; i++)
-                dw[i] += g * x[i];
-        }
-        l->dbias[f] += db;
+    ku_v16 acc[CONV_FB_MAX];
+    const size_t full = len / 16;
+    const int rem = (int)(len % 16);
+    for (int f = 0; f < NF; f++)
+        acc[f] = ku_splat(0.0f);
+    for (size_t k = 0; k < full; k++) {
+        const ku_v16 xv = ku_load(x + 16 * k);
+        for (int f = 0; f < NF; f++)
+            acc[f] = ku_madd_v(acc[f], ku_load(d + f * ld + 16 * k), xv);
     }
-    if (!din)
+    if (rem) { /* lanes >= rem: d is 0 there, adding +-0 changes nothing */
+        const ku_v16 xv = ku_load_tail(x + 16 * full, rem);
+        for (int f = 0; f < NF; f++)
+            acc[f] = ku_madd_v(acc[f], ku_load(d + f * ld + 16 * full), xv);
+    }
+    if (NF == 1) {
+        tot[0] = ku_total(acc[0]);
         return;
-    CONV_OMP("omp parallel for schedule(static)")
+    }
+    float t4[4];
+    const ku_v16 zero = ku_splat(0.0f);
+    ku_total4(acc[0], acc[1], NF > 2 ? acc[2] : zero, NF > 3 ? acc[3] : zero, t4);
+    for (int f = 0; f < NF; f++)
+        tot[f] = t4[f];
+}
+
+/* The weight gradient takes the blocked kernel when the wide plane is at least one block
+ * long and CONV_FB zero-padded dout planes fit the scratch. */
+static int conv_filter_blocked(const layer *l)
+{
+    size_t len = conv_wide_len(l);
+    return conv_is_wide(l) && len >= 16 && (size_t)CONV_FB * (len + 16) <= CONV_SCRATCH;
+}
+
+/* Gradients of filters [f_lo, f_hi), blocked. in: B x [C][H][W], dout: B x [F][OH][OW];
+ * adds into dweight[f]: [C][K][K] and dbias[f]. Per weight: one lane dot per sample,
+ * samples in order, as conv_backward_filter_wide. */
+static void conv_backward_filter_blocked(layer *l, const float *in, const float *dout, int B,
+                                         int f_lo, int f_hi)
+{
+    const int C = l->in.c, H = l->in.h, W = l->in.w, F = l->out.c, OH = l->out.h;
+    const int OW = l->out.w, K = l->u.conv.kernel;
+    const size_t in_size = shape3_size(l->in), plane = (size_t)OH * OW;
+    const size_t len = conv_wide_len(l), ld = (len + 15) / 16 * 16, T = (size_t)C * K * K;
+    for (int f = f_lo; f < f_hi; f++) {
+        float acc[KU_LANES] = {0};
+        for (int n = 0; n < B; n++)
+            ku_lanes_sum(acc, dout + ((size_t)n * F + f) * plane, plane);
+        l->dbias[f] += ku_lanes_total(acc);
+    }
+    _Alignas(64) float dwide[CONV_SCRATCH]; /* [nf][ld]: dout planes at pitch W, zero-padded */
+    float tot[CONV_FB_MAX];
     for (int n = 0; n < B; n++) {
-        float *restrict dx = din + (size_t)n * I;
-        memset(dx, 0, I * sizeof *dx);
-        for (int f = 0; f < F; f++) {
-            const float g = dout[(size_t)n * F + f];
-            const float *restrict w = l->weight + (size_t)f * I;
-            for (size_t i = 0; i < I; i++)
-                dx[i] += g * w[i];
+        for (int f0 = f_lo; f0 < f_hi; f0 += CONV_FB) {
+            const int nf = f_hi - f0 < CONV_FB ? f_hi - f0 : CONV_FB;
+            for (int f = 0; f < nf; f++) {
+                conv_widen(dwide + f * ld, dout + ((size_t)n * F + f0 + f) * plane, OH, OW, W);
+                memset(dwide + f * ld + len, 0, (ld - len) * sizeof *dwide);
+            }
+            for (int c = 0; c < C; c++)
+                for (int ky = 0; ky < K; ky++)
+                    for (int kx = 0; kx < K; kx++) {
+                        const float *x = in + (size_t)n * in_size + ((size_t)c * H + ky) * W + kx;
+                        switch (nf) {
+                        case 4: conv_dots16(4, dwide, ld, x, len, tot); break;
+                        case 3: conv_dots16(3, dwide, ld, x, len, tot); break;
+                        case 2: conv_dots16(2, dwide, ld, x, len, tot); break;
+                        default: conv_dots16(1, dwide, ld, x, len, tot); break;
+                        }
+                        const size_t at = ((size_t)c * K + ky) * K + kx;
+                        for (int f = 0; f < nf; f++)
+                            l->dweight[(size_t)(f0 + f) * T + at] += tot[f];
+                    }
         }
     }
 }
 
-/* in: B x [C][H][W], dout: B x [F][OH][OW], din: B x [C][H][W] or NULL. Filters are split
- * across threads for the parameter gradients, samples for the input gradient. */
+/* The input gradient takes the blocked kernel when the input plane is at least one block
+ * long and the sample's dout, zero-padded by (K-1) rows and columns in front, fits. */
+static size_t conv_input_pitch(const layer *l)
+{
+    const int K = l->u.conv.kernel;
+    return (size_t)l->in.h * l->in.w + (size_t)(K - 1) * l->in.w + (size_t)(K - 1);
+}
+
+static int conv_input_blocked(const layer *l)
+{
+    return conv_is_wide(l) && (size_t)l->in.h * l->in.w >= 16 &&
+           (size_t)l->out.c * conv_input_pitch(l) <= CONV_SCRATCH;
+}
+
+/* Input gradient of one sample, blocked. dout_n: [F][OH][OW], din_n: [C][H][W]
+ * (overwritten). Each dout plane is placed at row pitch W after P0 = (K-1)*W + K-1 zeros,
+ * so din[c][q] = sum over (f, ky, kx) in that order of w[f][c][ky][kx] *
+ * dpad[f][q + P0 - ky*W - kx]: the order of conv_backward_input_wide, whose missing terms
+ * are the +-0 products here. */
+static void conv_backward_input_blocked(const layer *l, const float *dout_n, float *din_n)
+{
+    const int C = l->in.c, H = l->in.h, W = l->in.w, F = l->out.c, OH = l->out.h;
+    const int OW = l->out.w, K = l->u.conv.kernel;
+    const size_t pitch = conv_input_pitch(l), P0 = (size_t)(K - 1) * W + (size_t)(K - 1);
+    const size_t HW = (size_t)H * W, KK = (size_t)K * K;
+    _Alignas(64) float dpad[CONV_SCRATCH]; /* [F][pitch] */
+    memset(dpad, 0, (size_t)F * pitch * sizeof *dpad);
+    for (int f = 0; f < F; f++)
+        for (int oy = 0; oy < OH; oy++)
+            memcpy(dpad + f * pitch + P0 + (size_t)oy * W, dout_n + ((size_t)f * OH + oy) * OW,
+                   (size_t)OW * sizeof *dpad);
+    for (int c0 = 0; c0 < C; c0 += CONV_NF) {
+        const int nc = C - c0 < CONV_NF ? C - c0 : CONV_NF;
+        conv_taps(nc, dpad + P0, (ptrdiff_t)pitch, -(ptrdiff_t)W, -1, F, K,
+                  l->weight + (size_t)c0 * KK, KK, (size_t)C * KK, NULL, din_n + c0 * HW, HW,
+                  HW, H, (size_t)W, OH);
+    }
+}
+
+/* The calling thread's share of the backward pass, then a barrier: filters [lo, hi) of
+ * this thread for the parameter gradients, its samples for the input gradient (1x1 path:
+ * its input features). in: B x [C][H][W], dout: B x [F][OH][OW], din: B x [C][H][W] or
+ * NULL. */
+static void conv_backward_team(layer *l, const float *in, const float *dout, float *din, int B)
+{
+    const int F = l->out.c;
+    const size_t in_size = shape3_size(l->in), out_size = shape3_size(l->out);
+    if (conv_is_dense(l)) { /* weight [F][I], in: B x [I], dout: B x [F] */
+        ku_fc_backward_params(l->dweight, l->dbias, in, dout, B, F, in_size);
+        if (din)
+            ku_fc_backward_input(l->weight, dout, din, B, F, in_size);
+        ku_barrier();
+        return;
+    }
+    const int wide = conv_is_wide(l);
+    int lo, hi;
+    ku_share(F, &lo, &hi);
+    if (conv_filter_blocked(l))
+        conv_backward_filter_blocked(l, in, dout, B, lo, hi);
+    else
+        for (int f = lo; f < hi; f++) {
+            if (wide)
+                conv_backward_filter_wide(l, in, dout, B, f);
+            else
+                conv_backward_filter(l, in, dout, B, f);
+        }
+    if (din) {
+        const int blocked = conv_input_blocked(l);
+        ku_share(B, &lo, &hi);
+        for (int n = lo; n < hi; n++) {
+            const float *dout_n = dout + (size_t)n * out_size;
+            float *din_n = din + (size_t)n * in_size;
+            if (blocked)
+                conv_backward_input_blocked(l, dout_n, din_n);
+            else if (wide)
+                conv_backward_input_wide(l, dout_n, din_n);
+            else
+                conv_backward_input(l, dout_n, din_n);
+        }
+    }
+    ku_barrier();
+}
+
+/* in: B x [C][H][W], dout: B x [F][OH][OW], din: B x [C][H][W] or NULL. */
 static void conv_backward(layer *l, const float *in, const float *out, const float *dout,
                           float *din, int B)
 {
     (void)out;
-    if (conv_is_dense(l)) {
-        conv_backward_dense(l, in, dout, din, B);
-        return;
-    }
-    const int F = l->out.c, wide = conv_is_wide(l);
-    CONV_OMP("omp parallel for schedule(static)")
-    for (int f = 0; f < F; f++) {
-        if (wide)
-            conv_backward_filter_wide(l, in, dout, B, f);
-        else
-            conv_backward_filter(l, in, dout, B, f);
-    }
-    if (!din)
-        return;
-    const size_t in_size = shape3_size(l->in), out_size = shape3_size(l->out);
-    CONV_OMP("omp parallel for schedule(static)")
-    for (int n = 0; n < B; n++) {
-        const float *dout_n = dout + (size_t)n * out_size;
-        if (wide)
-            conv_backward_input_wide(l, dout_n, din + (size_t)n * in_size);
-        else
-            conv_backward_input(l, dout_n, din + (size_t)n * in_size);
-    }
+    KU_TEAM(conv_backward_team(l, in, dout, din, B));
 }
 
 const layer_ops conv_ops = {

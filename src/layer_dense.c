@@ -7,15 +7,8 @@
 #include <string.h>
 
 #include "cfg_read.h"
+#include "kernel_util.h"
 #include "layers.h"
-
-#ifdef _OPENMP
-#define DENSE_OMP(directive) _Pragma(directive)
-#else
-#define DENSE_OMP(directive)
-#endif
-
-#define DENSE_LANES 16
 
 static const char *const dense_keys[] = {"units", NULL};
 
@@ -51,68 +44,37 @@ static int dense_setup(layer *l, lo_error *err)
     return 0;
 }
 
-/* Dot product of a[0..n) and b[0..n): 16 lanes, then the lanes summed pairwise. */
-static float dense_dot(const float *restrict a, const float *restrict b, size_t n)
+/* in: B x [I], out: B x [U], weight [U][I]. Units are split across threads. */
+static void dense_forward_team(const layer *l, const float *in, float *out, int B)
 {
-    float acc[DENSE_LANES] = {0};
-    size_t i = 0;
-    for (; i + DENSE_LANES <= n; i += DENSE_LANES)
-        for (int j = 0; j < DENSE_LANES; j++)
-            acc[j] += a[i + j] * b[i + j];
-    for (int j = 0; i + (size_t)j < n; j++)
-        acc[j] += a[i + (size_t)j] * b[i + (size_t)j];
-    for (int half = DENSE_LANES / 2; half > 0; half /= 2)
-        for (int j = 0; j < half; j++)
-            acc[j] += acc[j + half];
-    return acc[0];
+    ku_fc_forward(l->weight, l->bias, in, out, B, l->out.c, shape3_size(l->in));
+    ku_barrier();
 }
 
-/* in: B x [I], out: B x [U], weight [U][I]. One (sample, unit) per task. */
 static void dense_forward(const layer *l, const float *in, float *out, int B)
 {
-    const int U = l->out.c;
-    const size_t I = shape3_size(l->in);
-    DENSE_OMP("omp parallel for collapse(2) schedule(static)")
-    for (int n = 0; n < B; n++)
-        for (int u = 0; u < U; u++)
-            out[(size_t)n * U + u] =
-                l->bias[u] + dense_dot(l->weight + (size_t)u * I, in + (size_t)n * I, I);
+    KU_TEAM(dense_forward_team(l, in, out, B));
 }
 
 /* in: B x [I], dout: B x [U], din: B x [I] (overwritten) or NULL. Units are split across
- * threads for dweight/dbias (samples in order inside), samples for din (units in order). */
+ * threads for dweight/dbias (samples in order inside), input features for din (units in
+ * order inside). */
+static void dense_backward_team(layer *l, const float *in, const float *dout, float *din,
+                                int B)
+{
+    const int U = l->out.c;
+    const size_t I = shape3_size(l->in);
+    ku_fc_backward_params(l->dweight, l->dbias, in, dout, B, U, I);
+    if (din)
+        ku_fc_backward_input(l->weight, dout, din, B, U, I);
+    ku_barrier();
+}
+
 static void dense_backward(layer *l, const float *in, const float *out, const float *dout,
                            float *din, int B)
 {
     (void)out;
-    const int U = l->out.c;
-    const size_t I = shape3_size(l->in);
-    DENSE_OMP("omp parallel for schedule(static)")
-    for (int u = 0; u < U; u++) {
-        float *restrict dw = l->dweight + (size_t)u * I;
-        float db = 0.0f;
-        for (int n = 0; n < B; n++) {
-            const float g = dout[(size_t)n * U + u];
-            const float *restrict x = in + (size_t)n * I;
-            db += g;
-            for (size_t i = 0; i < I; i++)
-                dw[i] += g * x[i];
-        }
-        l->dbias[u] += db;
-    }
-    if (!din)
-        return;
-    DENSE_OMP("omp parallel for schedule(static)")
-    for (int n = 0; n < B; n++) {
-        float *restrict dx = din + (size_t)n * I;
-        memset(dx, 0, I * sizeof *dx);
-        for (int u = 0; u < U; u++) {
-            const float g = dout[(size_t)n * U + u];
-            const float *restrict w = l->weight + (size_t)u * I;
-            for (size_t i = 0; i < I; i++)
-                dx[i] += g * w[i];
-        }
-    }
+    KU_TEAM(dense_backward_team(l, in, dout, din, B));
 }
 
 const layer_ops dense_ops = {

@@ -4,13 +4,9 @@
 #include <limits.h>
 #include <math.h>
 
+#include "kernel_util.h"
 #include "layers.h"
 
-#ifdef _OPENMP
-#define XENT_OMP(directive) _Pragma(directive)
-#else
-#define XENT_OMP(directive)
-#endif
 
 /* Flattens its input into classes = c*h*w logits: out {classes, 1, 1}. */
 static int xent_setup(layer *l, lo_error *err)
@@ -30,12 +26,13 @@ static int xent_setup(layer *l, lo_error *err)
     return 0;
 }
 
-/* in, out: B x [K]. out = exp(x - max) / sum, in float; one sample per task. */
-static void xent_forward(const layer *l, const float *in, float *out, int B)
+/* in, out: B x [K]. out = exp(x - max) / sum, in float; samples split across threads. */
+static void xent_forward_team(const layer *l, const float *in, float *out, int B)
 {
     const int K = l->out.c;
-    XENT_OMP("omp parallel for schedule(static)")
-    for (int n = 0; n < B; n++) {
+    int lo, hi;
+    ku_share(B, &lo, &hi);
+    for (int n = lo; n < hi; n++) {
         const float *x = in + (size_t)n * K;
         float *p = out + (size_t)n * K;
         float m = x[0];
@@ -50,27 +47,41 @@ static void xent_forward(const layer *l, const float *in, float *out, int B)
         for (int k = 0; k < K; k++)
             p[k] *= inv;
     }
+    ku_barrier();
 }
 
-/* out: B x [K] probabilities; din: B x [K] = (p - onehot(label)) / B, or NULL.
- * dout is ignored: this is the last layer and the loss is the batch mean. */
-static void xent_backward(layer *l, const float *in, const float *out, const float *dout,
-                          float *din, int B)
+static void xent_forward(const layer *l, const float *in, float *out, int B)
 {
-    (void)in;
-    (void)dout;
-    if (!din)
-        return;
+    KU_TEAM(xent_forward_team(l, in, out, B));
+}
+
+/* out: B x [K] probabilities; din: B x [K] = (p - onehot(label)) / B, samples split across
+ * threads. */
+static void xent_backward_team(const layer *l, const float *out, float *din, int B)
+{
     const int K = l->out.c;
     const float fb = (float)B;
-    XENT_OMP("omp parallel for schedule(static)")
-    for (int n = 0; n < B; n++) {
+    int lo, hi;
+    ku_share(B, &lo, &hi);
+    for (int n = lo; n < hi; n++) {
         const float *p = out + (size_t)n * K;
         float *d = din + (size_t)n * K;
         const int label = l->labels[n];
         for (int k = 0; k < K; k++)
             d[k] = (p[k] - (k == label ? 1.0f : 0.0f)) / fb;
     }
+    ku_barrier();
+}
+
+/* din: B x [K] or NULL (nothing to do). dout is ignored: this is the last layer and the loss
+ * is the batch mean. */
+static void xent_backward(layer *l, const float *in, const float *out, const float *dout,
+                          float *din, int B)
+{
+    (void)in;
+    (void)dout;
+    if (din)
+        KU_TEAM(xent_backward_team(l, out, din, B));
 }
 
 double softmax_xent_sample_loss(const float *logits, int classes, int label)

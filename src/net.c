@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "kernel_util.h"
 #include "layers.h"
 #include "rng.h"
 
@@ -160,7 +161,9 @@ void net_init_params(net *n, const init_config *init, uint64_t seed)
     }
 }
 
-void net_forward(net *n, int B)
+/* The forward pass on every thread of the team: each layer's kernel takes its thread's
+ * share and ends with a barrier, so one parallel region covers the whole pass. */
+static void net_forward_team(net *n, int B)
 {
     for (int i = 0; i < n->n_layers; i++) {
         const layer *l = &n->layers[i];
@@ -168,14 +171,59 @@ void net_forward(net *n, int B)
     }
 }
 
-void net_backward(net *n, const uint8_t *labels, int B)
+void net_forward(net *n, int B) { KU_TEAM(net_forward_team(n, B)); }
+
+void net_param_share(const net *n, const layer *l, size_t *w_at, size_t *w_len, size_t *b_at,
+                     size_t *b_len)
 {
-    memset(n->grads, 0, n->n_params * sizeof *n->grads);
-    n->layers[n->n_layers - 1].labels = labels;
+    const int rows = l->n_weight && l->weight_ndim > 0 ? l->weight_shape[0] : 0;
+    const int split_w = rows > 0 && l->n_weight % (size_t)rows == 0;
+    const int split_b = split_w && l->n_bias == (size_t)rows;
+    const int first = ku_thread() == 0;
+    int lo, hi;
+    ku_share(rows, &lo, &hi);
+    *w_at = l->n_weight ? (size_t)(l->weight - n->params) : 0;
+    *b_at = l->n_bias ? (size_t)(l->bias - n->params) : 0;
+    if (split_w) {
+        const size_t per = l->n_weight / (size_t)rows;
+        *w_at += (size_t)lo * per;
+        *w_len = (size_t)(hi - lo) * per;
+    } else {
+        *w_len = first ? l->n_weight : 0;
+    }
+    if (split_b) {
+        *b_at += (size_t)lo;
+        *b_len = (size_t)(hi - lo);
+    } else {
+        *b_len = first ? l->n_bias : 0;
+    }
+}
+
+/* The backward pass on every thread of the team: each thread zeroes the gradients it will
+ * accumulate (net_param_share; then a barrier), then each layer's kernel runs on the team as
+ * in net_forward_team. The arena's alignment padding is never written: it stays zero. */
+static void net_backward_team(net *n, const uint8_t *labels, int B)
+{
+    if (ku_thread() == 0) /* read by the loss layer, after the barrier */
+        n->layers[n->n_layers - 1].labels = labels;
+    for (int i = 0; i < n->n_layers; i++) {
+        size_t w_at, w_len, b_at, b_len;
+        net_param_share(n, &n->layers[i], &w_at, &w_len, &b_at, &b_len);
+        if (w_len)
+            memset(n->grads + w_at, 0, w_len * sizeof *n->grads);
+        if (b_len)
+            memset(n->grads + b_at, 0, b_len * sizeof *n->grads);
+    }
+    ku_barrier();
     for (int i = n->n_layers - 1; i >= 0; i--) {
         layer *l = &n->layers[i];
         l->ops->backward(l, n->act[i], n->act[i + 1], n->dact[i + 1], n->dact[i], B);
     }
+}
+
+void net_backward(net *n, const uint8_t *labels, int B)
+{
+    KU_TEAM(net_backward_team(n, labels, B));
 }
 
 int net_classes(const net *n) { return n->layers[n->n_layers - 1].out.c; }

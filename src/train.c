@@ -15,6 +15,7 @@
 
 #include "atomic_file.h"
 #include "checkpoint.h"
+#include "kernel_util.h"
 #include "optim.h"
 #include "plot.h"
 #include "report.h"
@@ -36,15 +37,37 @@ int train_set_threads(int threads)
 #endif
 }
 
+/* Fills samples idx[0..B) (idx NULL: first..first+B-1) of set into the input and labels,
+ * this thread's share of them (kernel_util.h), then waits for the team. */
+static void fill_team(net *n, const mnist_set *set, const data_norm *norm, const uint32_t *idx,
+                      int first, int B, uint8_t *labels)
+{
+    int lo, hi;
+    ku_share(B, &lo, &hi);
+    if (hi > lo)
+        dataset_fill(set, norm, idx ? idx + lo : NULL, (uint32_t)(first + lo), hi - lo,
+                     n->act[0] + (size_t)lo * shape3_size(n->input), labels + lo);
+    ku_barrier();
+}
+
+/* One evaluation batch on every thread of the team (one parallel region per batch): fill,
+ * forward, then thread 0 scores it in sample order. */
+static void evaluate_batch_team(net *n, const mnist_set *set, const data_norm *norm, int first,
+                                int B, uint8_t *labels, double *cost, int *wrong)
+{
+    fill_team(n, set, norm, NULL, first, B, labels);
+    net_forward(n, B);
+    if (ku_thread() == 0)
+        *wrong += net_score(n, labels, B, cost);
+}
+
 int train_evaluate(net *n, const mnist_set *set, const data_norm *norm, double *cost)
 {
     uint8_t labels[EVAL_BATCH];
     int wrong = 0, step = n->max_batch < EVAL_BATCH ? n->max_batch : EVAL_BATCH;
     for (int first = 0; first < set->count; first += step) {
         int B = set->count - first < step ? set->count - first : step;
-        dataset_fill(set, norm, NULL, (uint32_t)first, B, n->act[0], labels);
-        net_forward(n, B);
-        wrong += net_score(n, labels, B, cost);
+        KU_TEAM(evaluate_batch_team(n, set, norm, first, B, labels, cost, &wrong));
     }
     return wrong;
 }
@@ -155,11 +178,36 @@ static int prepare_output(run *r, lo_error *err)
     return 0;
 }
 
+/* One training batch (samples order[first..first+size)) on every thread of the team, in one
+ * parallel region: fill, forward, thread 0 adds the cost in sample order, backward, then SGD
+ * on this thread's share of the parameters (net_param_share; elementwise: the same bits for
+ * any split). The arena's alignment padding stays zero without updates. */
+static void train_batch_team(run *r, int first, int size, float lr, double *cost)
+{
+    const train_config *t = &r->cfg->train;
+    net *n = &r->n;
+    fill_team(n, &r->train, &r->train_norm, r->order + first, 0, size, r->labels);
+    net_forward(n, size);
+    if (ku_thread() == 0)
+        net_score(n, r->labels, size, cost);
+    net_backward(n, r->labels, size);
+    const float mom = (float)t->momentum, wd = (float)t->weight_decay;
+    for (int i = 0; i < n->n_layers; i++) { /* the rows whose gradients this thread made */
+        size_t w_at, w_len, b_at, b_len;
+        net_param_share(n, &n->layers[i], &w_at, &w_len, &b_at, &b_len);
+        if (w_len)
+            optim_sgd_step(n->params + w_at, n->grads + w_at,
+                           r->velocity ? r->velocity + w_at : NULL, w_len, lr, mom, wd);
+        if (b_len)
+            optim_sgd_step(n->params + b_at, n->grads + b_at,
+                           r->velocity ? r->velocity + b_at : NULL, b_len, lr, mom, wd);
+    }
+}
+
 /* One epoch of SGD; returns the total training cross-entropy. */
 static double train_epoch(run *r, int epoch)
 {
     const train_config *t = &r->cfg->train;
-    net *n = &r->n;
     float lr = (float)config_lr(r->cfg, epoch);
     int B = t->batch_size, count = r->train.count;
     long batches = (count + B - 1) / B;
@@ -169,12 +217,7 @@ static double train_epoch(run *r, int epoch)
     progress_start(&bar, &r->log, batches);
     for (long k = 0; k < batches; k++) {
         int first = (int)(k * B), size = count - first < B ? count - first : B;
-        dataset_fill(&r->train, &r->train_norm, r->order + first, 0, size, n->act[0], r->labels);
-        net_forward(n, size);
-        net_score(n, r->labels, size, &cost);
-        net_backward(n, r->labels, size);
-        optim_sgd_step(n->params, n->grads, r->velocity, n->n_params, lr, (float)t->momentum,
-                       (float)t->weight_decay);
+        KU_TEAM(train_batch_team(r, first, size, lr, &cost));
         progress_update(&bar, k + 1);
     }
     progress_finish(&bar);

@@ -424,6 +424,261 @@ static void test_conv_matches_reference(void **state)
     }
 }
 
+/* ---- bitwise references of the kernels' summation orders ---- */
+
+/* The 16-lane pairwise total (kernel_util.h's order). */
+static float lanes_total(float *lane)
+{
+    for (int half = 8; half > 0; half /= 2)
+        for (int j = 0; j < half; j++)
+            lane[j] += lane[j + half];
+    return lane[0];
+}
+
+/* Stride-1, pad-0 convolution in float, in the order the layer promises for every path of
+ * that case (the wide-row path and the register-blocked kernels): out = bias + taps in
+ * (c, ky, kx) order; din = 0 + terms in (f, ky, kx) order; each weight's gradient adds, per
+ * sample, the lane total of its products at the wide index i = oy * W + ox (lane i % 16);
+ * the bias gradient is one lane total over the samples' planes (lane = index in the plane
+ * % 16). din, dw, db are overwritten. */
+static void conv_wide_order_reference(const layer *l, const float *in, const float *r, int B,
+                                      float *out, float *din, float *dw, float *db)
+{
+    const int C = l->in.c, H = l->in.h, W = l->in.w, F = l->out.c, OH = l->out.h;
+    const int OW = l->out.w, K = l->u.conv.kernel;
+    memset(din, 0, (size_t)B * shape3_size(l->in) * sizeof *din);
+    memset(dw, 0, l->n_weight * sizeof *dw);
+    for (int n = 0; n < B; n++)
+        for (int f = 0; f < F; f++)
+            for (int oy = 0; oy < OH; oy++)
+                for (int ox = 0; ox < OW; ox++) {
+                    float acc = l->bias[f];
+                    for (int c = 0; c < C; c++)
+                        for (int ky = 0; ky < K; ky++)
+                            for (int kx = 0; kx < K; kx++)
+                                acc += l->weight[(((size_t)f * C + c) * K + ky) * K + kx] *
+                                       in[(((size_t)n * C + c) * H + oy + ky) * W + ox + kx];
+                    out[(((size_t)n * F + f) * OH + oy) * OW + ox] = acc;
+                }
+    for (int n = 0; n < B; n++)
+        for (int c = 0; c < C; c++)
+            for (int y = 0; y < H; y++)
+                for (int x = 0; x < W; x++) {
+                    float acc = 0.0f;
+                    for (int f = 0; f < F; f++)
+                        for (int ky = 0; ky < K; ky++)
+                            for (int kx = 0; kx < K; kx++) {
+                                const int oy = y - ky, ox = x - kx;
+                                if (oy < 0 || oy >= OH || ox < 0 || ox >= OW)
+                                    continue;
+                                acc += l->weight[(((size_t)f * C + c) * K + ky) * K + kx] *
+                                       r[(((size_t)n * F + f) * OH + oy) * OW + ox];
+                            }
+                    din[(((size_t)n * C + c) * H + y) * W + x] = acc;
+                }
+    for (int f = 0; f < F; f++) {
+        float lane[16] = {0};
+        for (int n = 0; n < B; n++)
+            for (int k = 0; k < OH * OW; k++)
+                lane[k % 16] += r[((size_t)n * F + f) * OH * OW + (size_t)k];
+        db[f] = lanes_total(lane);
+        for (int n = 0; n < B; n++)
+            for (int c = 0; c < C; c++)
+                for (int ky = 0; ky < K; ky++)
+                    for (int kx = 0; kx < K; kx++) {
+                        float lane2[16] = {0};
+                        for (int oy = 0; oy < OH; oy++)
+                            for (int ox = 0; ox < OW; ox++) {
+                                const int i = oy * W + ox;
+                                lane2[i % 16] +=
+                                    r[(((size_t)n * F + f) * OH + oy) * OW + ox] *
+                                    in[(((size_t)n * C + c) * H + oy + ky) * W + ox + kx];
+                            }
+                        dw[(((size_t)f * C + c) * K + ky) * K + kx] += lanes_total(lane2);
+                    }
+    }
+}
+
+/* Every stride-1, pad-0 path (register-blocked: LeNet's C1 and C3, tails of every length,
+ * filter and channel counts that are not multiples of the blocks; wide rows: planes shorter
+ * than a block, a plane larger than the blocked kernels' scratch) gives the reference's
+ * exact bits, for 1 and several threads and batches of 3 and 8. */
+static void test_conv_kernels_exact(void **state)
+{
+    (void)state;
+    const struct {
+        shape3 in;
+        conv_settings cs;
+    } cases[] = {
+        {{1, 32, 32}, {6, 5, 1, 0}}, {{6, 14, 14}, {16, 5, 1, 0}}, {{3, 9, 21}, {11, 4, 1, 0}},
+        {{2, 12, 6}, {5, 3, 1, 0}},  {{1, 5, 6}, {3, 2, 1, 0}},    {{2, 4, 5}, {2, 2, 1, 0}},
+        {{2, 40, 66}, {9, 3, 1, 0}}, {{17, 6, 7}, {1, 3, 1, 0}},
+    };
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++)
+        for (int B = 3; B <= 8; B += 5) {
+            rng g;
+            rng_seed(&g, 301 + t);
+            layer l = {0};
+            l.u.conv = cases[t].cs;
+            tl_make(&l, &conv_ops, cases[t].in, &g);
+            const size_t n_in = B * shape3_size(l.in), n_out = B * shape3_size(l.out);
+            float *in = tl_alloc(n_in), *r = tl_alloc(n_out), *out = tl_alloc(n_out);
+            float *din = tl_alloc(n_in), *rout = tl_alloc(n_out), *rdin = tl_alloc(n_in);
+            float *rdw = tl_alloc(l.n_weight), *rdb = tl_alloc(l.n_bias);
+            fill_uniform(in, n_in, &g, -1.0, 1.0);
+            fill_uniform(r, n_out, &g, -1.0, 1.0);
+            conv_wide_order_reference(&l, in, r, B, rout, rdin, rdw, rdb);
+            for (int threads = 1; threads <= 3; threads += 2) {
+#ifdef _OPENMP
+                omp_set_num_threads(threads);
+#endif
+                memset(l.dweight, 0, l.n_weight * sizeof(float));
+                memset(l.dbias, 0, l.n_bias * sizeof(float));
+                conv_ops.forward(&l, in, out, B);
+                conv_ops.backward(&l, in, out, r, din, B);
+                assert_memory_equal(out, rout, n_out * sizeof(float));
+                assert_memory_equal(din, rdin, n_in * sizeof(float));
+                assert_memory_equal(l.dweight, rdw, l.n_weight * sizeof(float));
+                assert_memory_equal(l.dbias, rdb, l.n_bias * sizeof(float));
+            }
+            free(in);
+            free(r);
+            free(out);
+            free(din);
+            free(rout);
+            free(rdin);
+            free(rdw);
+            free(rdb);
+            tl_free(&l);
+        }
+#ifdef _OPENMP
+    omp_set_num_threads(omp_get_num_procs());
+#endif
+}
+
+/* The dense layer (and conv's 1x1-output case, which shares its kernels) in the promised
+ * order: out = bias + the lane total of w[u] . x[n] (lane i % 16); dw = 0 + g x over the
+ * samples in order; db = (0 + g over the samples) added once; din = 0 + g w over the units
+ * in order. Batches that are not multiples of the 8-sample block, rows of every tail. */
+static void test_dense_kernels_exact(void **state)
+{
+    (void)state;
+    const int dims[][3] = {{120, 84, 8}, {400, 120, 11}, {37, 13, 3}, {7, 5, 9}, {64, 3, 1}};
+    for (int t = 0; t < 5; t++) {
+        const int I = dims[t][0], U = dims[t][1], B = dims[t][2];
+        rng g;
+        rng_seed(&g, 401 + (uint64_t)t);
+        layer dl = {0}, cl = {0};
+        dl.u.dense.units = U;
+        tl_make(&dl, &dense_ops, (shape3){I, 1, 1}, &g);
+        cl.u.conv = (conv_settings){U, 1, 1, 0}; /* 1x1 kernel on I x 1 x 1: the 1x1 path */
+        tl_make(&cl, &conv_ops, (shape3){I, 1, 1}, &g);
+        memcpy(cl.weight, dl.weight, (size_t)U * I * sizeof(float));
+        memcpy(cl.bias, dl.bias, (size_t)U * sizeof(float));
+        float *x = tl_alloc((size_t)B * I), *gr = tl_alloc((size_t)B * U);
+        float *out = tl_alloc((size_t)B * U), *din = tl_alloc((size_t)B * I);
+        float *rout = tl_alloc((size_t)B * U), *rdin = tl_alloc((size_t)B * I);
+        float *rdw = tl_alloc((size_t)U * I), *rdb = tl_alloc((size_t)U);
+        fill_uniform(x, (size_t)B * I, &g, -1.0, 1.0);
+        fill_uniform(gr, (size_t)B * U, &g, -1.0, 1.0);
+        for (int n = 0; n < B; n++)
+            for (int u = 0; u < U; u++) {
+                float lane[16] = {0};
+                for (int i = 0; i < I; i++)
+                    lane[i % 16] += dl.weight[(size_t)u * I + i] * x[(size_t)n * I + i];
+                rout[(size_t)n * U + u] = dl.bias[u] + lanes_total(lane);
+            }
+        for (int u = 0; u < U; u++) {
+            float db = 0.0f;
+            for (int n = 0; n < B; n++)
+                db += gr[(size_t)n * U + u];
+            rdb[u] = 0.0f + db;
+            for (int i = 0; i < I; i++) {
+                float a = 0.0f;
+                for (int n = 0; n < B; n++)
+                    a += gr[(size_t)n * U + u] * x[(size_t)n * I + i];
+                rdw[(size_t)u * I + i] = a;
+            }
+        }
+        for (int n = 0; n < B; n++)
+            for (int i = 0; i < I; i++) {
+                float a = 0.0f;
+                for (int u = 0; u < U; u++)
+                    a += gr[(size_t)n * U + u] * dl.weight[(size_t)u * I + i];
+                rdin[(size_t)n * I + i] = a;
+            }
+        layer *ls[2] = {&dl, &cl};
+        for (int k = 0; k < 2; k++) {
+            ls[k]->ops->forward(ls[k], x, out, B);
+            ls[k]->ops->backward(ls[k], x, out, gr, din, B);
+            assert_memory_equal(out, rout, (size_t)B * U * sizeof(float));
+            assert_memory_equal(din, rdin, (size_t)B * I * sizeof(float));
+            assert_memory_equal(ls[k]->dweight, rdw, (size_t)U * I * sizeof(float));
+            assert_memory_equal(ls[k]->dbias, rdb, (size_t)U * sizeof(float));
+        }
+        free(x);
+        free(gr);
+        free(out);
+        free(din);
+        free(rout);
+        free(rdin);
+        free(rdw);
+        free(rdb);
+        tl_free(&dl);
+        tl_free(&cl);
+    }
+}
+
+/* Max pooling 2x2 at stride 2 (its own loops) against the generic scan on inputs full of
+ * ties (including -0 and +0) and with odd sizes: the first maximum in row-major order wins,
+ * forward and backward, bit for bit; the leftover row and column get zero gradient. */
+static void test_maxpool2_exact(void **state)
+{
+    (void)state;
+    const shape3 shapes[] = {{6, 28, 28}, {3, 7, 9}, {2, 2, 2}};
+    const float values[] = {-1.0f, -0.0f, 0.0f, 1.0f, 2.0f};
+    for (int t = 0; t < 3; t++) {
+        rng g;
+        rng_seed(&g, 501 + (uint64_t)t);
+        layer l = {0};
+        l.u.pool = (pool_settings){2, 2};
+        tl_make(&l, &maxpool_ops, shapes[t], &g);
+        const int B = 3, C = l.in.c, H = l.in.h, W = l.in.w, OH = l.out.h, OW = l.out.w;
+        const size_t n_in = B * shape3_size(l.in), n_out = B * shape3_size(l.out);
+        float *in = tl_alloc(n_in), *r = tl_alloc(n_out), *out = tl_alloc(n_out);
+        float *din = tl_alloc(n_in), *rout = tl_alloc(n_out), *rdin = tl_alloc(n_in);
+        for (size_t i = 0; i < n_in; i++)
+            in[i] = values[rng_next(&g) % 5];
+        fill_uniform(r, n_out, &g, -1.0, 1.0);
+        r[0] = -0.0f;
+        for (int p = 0; p < B * C; p++)
+            for (int oy = 0; oy < OH; oy++)
+                for (int ox = 0; ox < OW; ox++) {
+                    const size_t corner = (size_t)p * H * W + (size_t)2 * oy * W + 2 * ox;
+                    size_t best = corner;
+                    for (int ky = 0; ky < 2; ky++)
+                        for (int kx = 0; kx < 2; kx++)
+                            if (in[corner + (size_t)ky * W + kx] > in[best])
+                                best = corner + (size_t)ky * W + kx;
+                    const size_t o = ((size_t)p * OH + oy) * OW + ox;
+                    rout[o] = in[best];
+                    rdin[best] += r[o];
+                }
+        maxpool_ops.forward(&l, in, out, B);
+        fill_uniform(din, n_in, &g, -1.0, 1.0); /* overwritten */
+        maxpool_ops.backward(&l, in, out, r, din, B);
+        assert_memory_equal(out, rout, n_out * sizeof(float));
+        assert_memory_equal(din, rdin, n_in * sizeof(float));
+        free(in);
+        free(r);
+        free(out);
+        free(din);
+        free(rout);
+        free(rdin);
+        tl_free(&l);
+    }
+}
+
 /* ---- hand-computed forward values ---- */
 
 static void expect_floats(const float *got, const float *want, size_t n, float tol)
@@ -757,6 +1012,9 @@ int main(void)
         cmocka_unit_test(test_grad_softmax_xent),
         cmocka_unit_test(test_gradcheck_detects_errors),
         cmocka_unit_test(test_conv_matches_reference),
+        cmocka_unit_test(test_conv_kernels_exact),
+        cmocka_unit_test(test_dense_kernels_exact),
+        cmocka_unit_test(test_maxpool2_exact),
         cmocka_unit_test(test_conv_forward_by_hand),
         cmocka_unit_test(test_pool_by_hand),
         cmocka_unit_test(test_softmax_xent_by_hand),

@@ -184,6 +184,82 @@ static void test_threads_bitwise_identical(void **state)
     free(many);
 }
 
+/* The way train.c runs a batch: one parallel region around forward and backward (the
+ * kernels then share the outer team instead of opening their own), and the update split
+ * with net_param_share. Same bits as the plain calls, for 1 to 3 threads; and the shares
+ * cover every parameter exactly once. */
+static void test_team_path_same_bits(void **state)
+{
+    (void)state;
+    size_t n1;
+    float *plain = train_lenet(1, &n1);
+    run_config cfg;
+    lo_error err;
+    char path[4096];
+    const char *root = getenv("LENET_SOURCE_ROOT");
+    snprintf(path, sizeof path, "%s/configs/lenet5.cfg", root ? root : ".");
+    assert_int_equal(config_load_file(&cfg, path, NULL, 0, &err), 0);
+    for (int threads = 1; threads <= 3; threads++) {
+        net n;
+        build(&n, &cfg, (shape3){1, 32, 32}, 8);
+        net_init_params(&n, &cfg.init, 42);
+#ifdef _OPENMP
+        omp_set_num_threads(threads);
+#endif
+        unsigned char *owned = calloc(n.n_params, 1);
+        assert_non_null(owned);
+        rng r;
+        rng_seed(&r, 5);
+        for (int step = 0; step < 6; step++) {
+            int B = step == 5 ? 5 : 8;
+            uint8_t labels[8];
+            for (int b = 0; b < B; b++)
+                labels[b] = (uint8_t)rng_below(&r, 10);
+            random_fill(n.act[0], (size_t)B * 32 * 32, 100 + (uint64_t)step);
+#ifdef _OPENMP
+#pragma omp parallel
+#endif
+            {
+                net_forward(&n, B);
+                net_backward(&n, labels, B);
+                for (int i = 0; i < n.n_layers; i++) {
+                    size_t w_at, w_len, b_at, b_len;
+                    net_param_share(&n, &n.layers[i], &w_at, &w_len, &b_at, &b_len);
+                    optim_sgd_step(n.params + w_at, n.grads + w_at, NULL, w_len, 0.05f, 0.0f,
+                                   0.0f);
+                    optim_sgd_step(n.params + b_at, n.grads + b_at, NULL, b_len, 0.05f, 0.0f,
+                                   0.0f);
+                    if (step == 0) {
+                        for (size_t k = 0; k < w_len; k++)
+#ifdef _OPENMP
+#pragma omp atomic
+#endif
+                            owned[w_at + k]++;
+                        for (size_t k = 0; k < b_len; k++)
+#ifdef _OPENMP
+#pragma omp atomic
+#endif
+                            owned[b_at + k]++;
+                    }
+                }
+            }
+        }
+        assert_int_equal(n.n_params, n1);
+        assert_memory_equal(n.params, plain, n1 * sizeof(float));
+        for (int i = 0; i < n.n_layers; i++) {
+            const layer *l = &n.layers[i];
+            for (size_t k = 0; k < l->n_weight; k++)
+                assert_int_equal(owned[l->weight - n.params + (ptrdiff_t)k], 1);
+            for (size_t k = 0; k < l->n_bias; k++)
+                assert_int_equal(owned[l->bias - n.params + (ptrdiff_t)k], 1);
+        }
+        free(owned);
+        net_free(&n);
+    }
+    config_free(&cfg);
+    free(plain);
+}
+
 static void temp_path(char *buf, size_t size, const char *name)
 {
     const char *dir = getenv("TMPDIR");
@@ -261,6 +337,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_whole_network_gradient),
         cmocka_unit_test(test_threads_bitwise_identical),
+        cmocka_unit_test(test_team_path_same_bits),
         cmocka_unit_test(test_checkpoint_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

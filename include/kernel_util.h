@@ -1,0 +1,520 @@
+/* kernel_util.h - helpers shared by the layer kernels: the OpenMP pragma macro, work
+ * sharing inside one parallel region, the 16-lane dot products and a 16-float vector type.
+ *
+ * Determinism: every helper here computes each output float in one fixed order that does not
+ * depend on the thread count, the vector width the compiler picks, or the CPU (no FMA: the
+ * build is -std=c11, which turns contraction off). The 16-float vector (ku_v16) is made of
+ * GNU C vectors of the target's width when the compiler has them and is a plain array of 16
+ * floats otherwise; its operations are lane-wise, so every target gives the same bits (tests:
+ * test_layers.c's *_exact tests against scalar references of each order). */
+#ifndef KERNEL_UTIL_H
+#define KERNEL_UTIL_H
+
+#include <stddef.h>
+#include <string.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#define KU_OMP(directive) _Pragma(directive)
+#else
+#define KU_OMP(directive)
+#endif
+
+/* ---------------------------------------------------------------------------------------
+ * Work sharing. A layer kernel runs on every thread of the current team: inside the network's
+ * one parallel region per pass (net.c) it is called by all threads at once; called on its own
+ * (tests, tools) KU_TEAM opens a region for it. Inside a region every thread of the team must
+ * make the call (the kernels' barriers wait for all of them). Kernels divide their loops with
+ * ku_share (a static, contiguous split: thread t of T gets [n*t/T, n*(t+1)/T)) and end with a
+ * barrier before anything reads what another thread wrote. */
+
+/* This thread's number and the team's size (0 and 1 outside a parallel region). */
+static inline int ku_thread(void)
+{
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static inline int ku_threads(void)
+{
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+/* This thread's contiguous share [*lo, *hi) of n items. */
+static inline void ku_share(int n, int *lo, int *hi)
+{
+    const long long t = ku_thread(), T = ku_threads();
+    *lo = (int)(n * t / T);
+    *hi = (int)(n * (t + 1) / T);
+}
+
+/* This thread's contiguous share [*lo, *hi) of n elements, in whole 16-float blocks (so
+ * neighbouring threads do not write the same cache line of an aligned array). */
+static inline void ku_share_floats(size_t n, size_t *lo, size_t *hi)
+{
+    const size_t blocks = (n + 15) / 16, t = (size_t)ku_thread(), T = (size_t)ku_threads();
+    *lo = blocks * t / T * 16;
+    *hi = blocks * (t + 1) / T * 16;
+    if (*lo > n)
+        *lo = n;
+    if (*hi > n)
+        *hi = n;
+}
+
+/* Waits for the whole team (nothing outside a parallel region). */
+static inline void ku_barrier(void) { KU_OMP("omp barrier") }
+
+/* Runs `call` on every thread of the current team, opening a parallel region first when the
+ * caller is not already in one. */
+#ifdef _OPENMP
+#define KU_TEAM(call)                                                                          \
+    do {                                                                                       \
+        if (omp_in_parallel()) {                                                               \
+            call;                                                                              \
+        } else {                                                                               \
+            _Pragma("omp parallel") { call; }                                                  \
+        }                                                                                      \
+    } while (0)
+#else
+#define KU_TEAM(call)                                                                          \
+    do {                                                                                       \
+        call;                                                                                  \
+    } while (0)
+#endif
+
+/* ---------------------------------------------------------------------------------------
+ * 16-lane reductions. A dot product of n floats accumulates element i into lane i % 16 in
+ * order, then sums the lanes pairwise (lane j += lane j + half, half = 8, 4, 2, 1). */
+#define KU_LANES 16
+
+/* acc[16] += a[0..n) * b[0..n) lane by lane. */
+static inline void ku_lanes_dot(float *restrict acc, const float *restrict a,
+                                const float *restrict b, size_t n)
+{
+    size_t i = 0;
+    for (; i + KU_LANES <= n; i += KU_LANES)
+        for (int j = 0; j < KU_LANES; j++)
+            acc[j] += a[i + j] * b[i + j];
+    for (int j = 0; i + (size_t)j < n; j++)
+        acc[j] += a[i + (size_t)j] * b[i + (size_t)j];
+}
+
+/* acc[16] += a[i] * b[i * stride] for i in [0, n), lane by lane. */
+static inline void ku_lanes_dot_strided(float *restrict acc, const float *restrict a,
+                                        const float *restrict b, int stride, int n)
+{
+    for (int i = 0; i < n; i++)
+        acc[i % KU_LANES] += a[i] * b[(size_t)i * (size_t)stride];
+}
+
+/* acc[16] += a[0..n) lane by lane. */
+static inline void ku_lanes_sum(float *restrict acc, const float *restrict a, size_t n)
+{
+    size_t i = 0;
+    for (; i + KU_LANES <= n; i += KU_LANES)
+        for (int j = 0; j < KU_LANES; j++)
+            acc[j] += a[i + j];
+    for (int j = 0; i + (size_t)j < n; j++)
+        acc[j] += a[i + (size_t)j];
+}
+
+/* Sum of the 16 lanes in the fixed pairwise order (acc is clobbered). */
+static inline float ku_lanes_total(float *acc)
+{
+    for (int half = KU_LANES / 2; half > 0; half /= 2)
+        for (int j = 0; j < half; j++)
+            acc[j] += acc[j + half];
+    return acc[0];
+}
+
+/* Dot product of a[0..n) and b[0..n) through the lane accumulator. */
+static inline float ku_dot(const float *restrict a, const float *restrict b, size_t n)
+{
+    float acc[KU_LANES] = {0};
+    ku_lanes_dot(acc, a, b, n);
+    return ku_lanes_total(acc);
+}
+
+/* ---------------------------------------------------------------------------------------
+ * ku_v16: 16 floats operated on lane-wise. With GNU C vectors it is 64 / KU_VB vectors of
+ * the target's native width (one AVX-512 register, two AVX, four SSE), so the compiler keeps
+ * it in registers on every target. Loads and stores are unaligned. */
+#if defined(__GNUC__) && !defined(KU_NO_VECTOR_EXT)
+/* Passing vectors wider than the baseline ABI's by value between these static inline
+ * functions draws a note about the ABI; nothing here crosses a translation unit. */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#if defined(__AVX512F__)
+#define KU_VB 64
+#elif defined(__AVX__)
+#define KU_VB 32
+#else
+#define KU_VB 16
+#endif
+#define KU_NV (64 / KU_VB)
+typedef float ku_vn __attribute__((vector_size(KU_VB)));
+typedef int ku_vi __attribute__((vector_size(KU_VB)));
+typedef struct ku_v16 {
+    ku_vn v[KU_NV];
+} ku_v16;
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_shufflevector)
+#define KU_SHUFFLEVECTOR 1
+#endif
+#endif
+
+/* part by part, so the compiler keeps each in a register */
+static inline ku_v16 ku_load(const float *p)
+{
+    ku_v16 r;
+    for (int k = 0; k < KU_NV; k++) {
+        ku_vn x;
+        memcpy(&x, p + k * (KU_VB / 4), sizeof x);
+        r.v[k] = x;
+    }
+    return r;
+}
+static inline void ku_store(float *p, ku_v16 v)
+{
+    for (int k = 0; k < KU_NV; k++) {
+        const ku_vn x = v.v[k];
+        memcpy(p + k * (KU_VB / 4), &x, sizeof x);
+    }
+}
+static inline ku_v16 ku_splat(float x)
+{
+    ku_v16 r;
+    for (int k = 0; k < KU_NV; k++)
+        r.v[k] = (ku_vn){0} + x;
+    return r;
+}
+/* a + w * x lane-wise: a multiply, then an add (never fused). */
+static inline ku_v16 ku_madd(ku_v16 a, float w, ku_v16 x)
+{
+    for (int k = 0; k < KU_NV; k++)
+        a.v[k] = a.v[k] + w * x.v[k];
+    return a;
+}
+static inline ku_v16 ku_madd_v(ku_v16 a, ku_v16 w, ku_v16 x)
+{
+    for (int k = 0; k < KU_NV; k++)
+        a.v[k] = a.v[k] + w.v[k] * x.v[k];
+    return a;
+}
+
+/* Loads p[0..rem) into lanes [0, rem), 0 <= rem <= 16, zeros in the others. */
+static inline ku_v16 ku_load_part(const float *p, int rem)
+{
+    float t[16] = {0};
+    memcpy(t, p, (size_t)rem * sizeof *t);
+    return ku_load(t);
+}
+
+/* Lanes [0, rem) of p[0..rem), 0 < rem <= 16; the other lanes hold finite values (callers
+ * multiply them by zeros). Reads only p[rem-16..rem) (with AVX-512: one load and a lane
+ * rotation) or p[0..rem). */
+static inline ku_v16 ku_load_tail(const float *p, int rem)
+{
+#if KU_NV == 1 && !defined(__clang__)
+    const ku_vi lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    ku_v16 r = ku_load(p + rem - 16);
+    r.v[0] = __builtin_shuffle(r.v[0], (lane + (16 - rem)) & 15);
+    return r;
+#else
+    return ku_load_part(p, rem);
+#endif
+}
+
+/* Sum of the 16 lanes in the fixed pairwise order of ku_lanes_total: lane j += lane j + 8,
+ * then j + 4, j + 2, j + 1, as whole (half-)vector adds. */
+static inline float ku_total(ku_v16 x)
+{
+#if KU_NV == 1 && defined(KU_SHUFFLEVECTOR)
+    typedef float v8 __attribute__((vector_size(32)));
+    typedef float v4 __attribute__((vector_size(16)));
+    const ku_vn v = x.v[0];
+    const v8 a = __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7) +
+                 __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15);
+    const v4 c = __builtin_shufflevector(a, a, 0, 1, 2, 3) +
+                 __builtin_shufflevector(a, a, 4, 5, 6, 7);
+    return (c[0] + c[2]) + (c[1] + c[3]);
+#elif KU_NV == 2
+    const ku_vn a = x.v[0] + x.v[1]; /* lanes j + j+8 */
+    float c[4];
+    for (int j = 0; j < 4; j++)
+        c[j] = a[j] + a[j + 4];
+    return (c[0] + c[2]) + (c[1] + c[3]);
+#elif KU_NV == 4
+    const ku_vn c = (x.v[0] + x.v[2]) + (x.v[1] + x.v[3]); /* lanes j + j+8, then + j+4 */
+    return (c[0] + c[2]) + (c[1] + c[3]);
+#else
+    float acc[16];
+    ku_store(acc, x);
+    return ku_lanes_total(acc);
+#endif
+}
+
+/* out[k] = ku_total of the k-th vector, four at a time: the same adds in the same pairs,
+ * done on lanes of shared vectors where one vector holds 16 lanes. */
+static inline void ku_total4(ku_v16 a4, ku_v16 b4, ku_v16 c4, ku_v16 d4, float *out)
+{
+#if KU_NV == 1 && defined(KU_SHUFFLEVECTOR)
+    typedef float v8 __attribute__((vector_size(32)));
+    typedef float v4 __attribute__((vector_size(16)));
+    const ku_vn a = a4.v[0], b = b4.v[0], c = c4.v[0], d = d4.v[0];
+    /* lanes 0-7: a[j] + a[j+8]; lanes 8-15: b[j] + b[j+8] (q: c, d) */
+    const ku_vn p = __builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20,
+                                            21, 22, 23) +
+                    __builtin_shufflevector(a, b, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27,
+                                            28, 29, 30, 31);
+    const ku_vn q = __builtin_shufflevector(c, d, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20,
+                                            21, 22, 23) +
+                    __builtin_shufflevector(c, d, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27,
+                                            28, 29, 30, 31);
+    /* four lanes each of a, b, c, d: x[j] + x[j+4] */
+    const ku_vn r = __builtin_shufflevector(p, q, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24,
+                                            25, 26, 27) +
+                    __builtin_shufflevector(p, q, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28,
+                                            29, 30, 31);
+    /* two lanes each: x[j] + x[j+2] */
+    const v8 t = __builtin_shufflevector(r, r, 0, 1, 4, 5, 8, 9, 12, 13) +
+                 __builtin_shufflevector(r, r, 2, 3, 6, 7, 10, 11, 14, 15);
+    /* one lane each: x[0] + x[1] */
+    const v4 u = __builtin_shufflevector(t, t, 0, 2, 4, 6) +
+                 __builtin_shufflevector(t, t, 1, 3, 5, 7);
+    memcpy(out, &u, sizeof u);
+#else
+    out[0] = ku_total(a4);
+    out[1] = ku_total(b4);
+    out[2] = ku_total(c4);
+    out[3] = ku_total(d4);
+#endif
+}
+#else /* no GNU vectors: plain arrays, the same lane-wise operations and bits */
+typedef struct ku_v16 {
+    float f[16];
+} ku_v16;
+
+static inline ku_v16 ku_load(const float *p)
+{
+    ku_v16 v;
+    memcpy(v.f, p, sizeof v.f);
+    return v;
+}
+static inline void ku_store(float *p, ku_v16 v) { memcpy(p, v.f, sizeof v.f); }
+static inline ku_v16 ku_splat(float x)
+{
+    ku_v16 v;
+    for (int j = 0; j < 16; j++)
+        v.f[j] = x;
+    return v;
+}
+static inline ku_v16 ku_madd(ku_v16 a, float w, ku_v16 x)
+{
+    for (int j = 0; j < 16; j++)
+        a.f[j] += w * x.f[j];
+    return a;
+}
+static inline ku_v16 ku_madd_v(ku_v16 a, ku_v16 w, ku_v16 x)
+{
+    for (int j = 0; j < 16; j++)
+        a.f[j] += w.f[j] * x.f[j];
+    return a;
+}
+static inline ku_v16 ku_load_part(const float *p, int rem)
+{
+    ku_v16 v = ku_splat(0.0f);
+    memcpy(v.f, p, (size_t)rem * sizeof *v.f);
+    return v;
+}
+static inline ku_v16 ku_load_tail(const float *p, int rem) { return ku_load_part(p, rem); }
+static inline float ku_total(ku_v16 v) { return ku_lanes_total(v.f); }
+static inline void ku_total4(ku_v16 a, ku_v16 b, ku_v16 c, ku_v16 d, float *out)
+{
+    out[0] = ku_total(a);
+    out[1] = ku_total(b);
+    out[2] = ku_total(c);
+    out[3] = ku_total(d);
+}
+#endif
+
+/* Forces inlining where a kernel is specialised on a constant block size. */
+#if defined(__GNUC__)
+#define KU_INLINE static inline __attribute__((always_inline))
+#else
+#define KU_INLINE static inline
+#endif
+
+/* ---------------------------------------------------------------------------------------
+ * Fully connected kernels, shared by the dense layer and the convolution's 1x1-output case.
+ * Weight w: [U][I] (row u is unit u), inputs x: B x [I], output gradients g: B x [U]. */
+
+/* How many 16-float accumulators a kernel keeps in registers at once: 8 with AVX-512 (32
+ * registers of 16 floats), 6 with AVX (16 of 8), 3 otherwise (SSE: 16 of 4). Only the speed
+ * depends on it: blocking never changes an output's order of operations. KU_ACC_MAX bounds
+ * the arrays of the kernels specialised on a constant block size. */
+#if defined(__AVX512F__)
+#define KU_ACC 8
+#elif defined(__AVX__)
+#define KU_ACC 6
+#else
+#define KU_ACC 3
+#endif
+#define KU_ACC_MAX 8
+
+/* Most samples that share one weight row's loads in ku_fc_forward. */
+#define KU_FC_NB KU_ACC
+
+/* tot[b] = lane dot of w[0..n) and x[b * ldx ..][0..n), b < NB: the same bits as ku_dot. */
+KU_INLINE void ku_fc_dots(const int NB, const float *restrict w, const float *restrict x,
+                          size_t ldx, size_t n, float *restrict tot)
+{
+    ku_v16 acc[KU_ACC_MAX];
+    const size_t full = n / 16;
+    const int rem = (int)(n % 16);
+    for (int b = 0; b < NB; b++)
+        acc[b] = ku_splat(0.0f);
+    for (size_t k = 0; k < full; k++) {
+        const ku_v16 wv = ku_load(w + 16 * k);
+        for (int b = 0; b < NB; b++)
+            acc[b] = ku_madd_v(acc[b], wv, ku_load(x + b * ldx + 16 * k));
+    }
+    if (rem) { /* w's tail zero-padded: the other lanes add +-0, which changes nothing */
+        const ku_v16 wv = ku_load_part(w + 16 * full, rem);
+        for (int b = 0; b < NB; b++) {
+            const float *xb = x + b * ldx + 16 * full;
+            acc[b] = ku_madd_v(acc[b], wv, full ? ku_load_tail(xb, rem) : ku_load_part(xb, rem));
+        }
+    }
+    for (int b = 0; b < NB; b++)
+        tot[b] = ku_total(acc[b]);
+}
+
+/* out[n][u] = bias[u] + lane dot(w[u], x[n]) for this thread's share of the units, every
+ * sample. x: B x [I], out: B x [U]. No barrier. */
+static inline void ku_fc_forward(const float *w, const float *bias, const float *x, float *out,
+                                 int B, int U, size_t I)
+{
+    int lo, hi;
+    float tot[KU_ACC_MAX];
+    ku_share(U, &lo, &hi);
+    for (int u = lo; u < hi; u++) {
+        const float *w_u = w + (size_t)u * I;
+        for (int n0 = 0; n0 < B; n0 += KU_FC_NB) {
+            const int nb = B - n0 < KU_FC_NB ? B - n0 : KU_FC_NB;
+            const float *x0 = x + (size_t)n0 * I;
+            switch (nb) {
+            case 8: ku_fc_dots(8, w_u, x0, I, I, tot); break;
+            case 7: ku_fc_dots(7, w_u, x0, I, I, tot); break;
+            case 6: ku_fc_dots(6, w_u, x0, I, I, tot); break;
+            case 5: ku_fc_dots(5, w_u, x0, I, I, tot); break;
+            case 4: ku_fc_dots(4, w_u, x0, I, I, tot); break;
+            case 3: ku_fc_dots(3, w_u, x0, I, I, tot); break;
+            case 2: ku_fc_dots(2, w_u, x0, I, I, tot); break;
+            default: ku_fc_dots(1, w_u, x0, I, I, tot); break;
+            }
+            for (int b = 0; b < nb; b++)
+                out[(size_t)(n0 + b) * U + u] = bias[u] + tot[b];
+        }
+    }
+}
+
+/* Parameter gradients for this thread's share of the units: dw[u][i] += g[n][u] * x[n][i]
+ * and db = sum of g[n][u], samples in order n = 0..B-1 for every element; dbias[u] += db.
+ * x: B x [I], g: B x [U]. No barrier. */
+static inline void ku_fc_backward_params(float *dw, float *dbias, const float *x,
+                                         const float *g, int B, int U, size_t I)
+{
+    int lo, hi;
+    ku_share(U, &lo, &hi);
+    for (int u = lo; u < hi; u++) {
+        float *restrict dw_u = dw + (size_t)u * I;
+        float db = 0.0f;
+        for (int n = 0; n < B; n++)
+            db += g[(size_t)n * U + u];
+        dbias[u] += db;
+        size_t i = 0;
+        for (; i + 64 <= I; i += 64) { /* four independent chains */
+            ku_v16 a0 = ku_load(dw_u + i), a1 = ku_load(dw_u + i + 16);
+            ku_v16 a2 = ku_load(dw_u + i + 32), a3 = ku_load(dw_u + i + 48);
+            for (int n = 0; n < B; n++) {
+                const float gn = g[(size_t)n * U + u], *x_n = x + (size_t)n * I + i;
+                a0 = ku_madd(a0, gn, ku_load(x_n));
+                a1 = ku_madd(a1, gn, ku_load(x_n + 16));
+                a2 = ku_madd(a2, gn, ku_load(x_n + 32));
+                a3 = ku_madd(a3, gn, ku_load(x_n + 48));
+            }
+            ku_store(dw_u + i, a0);
+            ku_store(dw_u + i + 16, a1);
+            ku_store(dw_u + i + 32, a2);
+            ku_store(dw_u + i + 48, a3);
+        }
+        for (; i + 16 <= I; i += 16) {
+            ku_v16 acc = ku_load(dw_u + i);
+            for (int n = 0; n < B; n++)
+                acc = ku_madd(acc, g[(size_t)n * U + u], ku_load(x + (size_t)n * I + i));
+            ku_store(dw_u + i, acc);
+        }
+        if (i < I) { /* the last < 16 weights: independent lanes, samples in order */
+            const size_t rem = I - i;
+            float a[16];
+            memcpy(a, dw_u + i, rem * sizeof *a);
+            for (int n = 0; n < B; n++)
+                for (size_t j = 0; j < rem; j++)
+                    a[j] += g[(size_t)n * U + u] * x[(size_t)n * I + i + j];
+            memcpy(dw_u + i, a, rem * sizeof *a);
+        }
+    }
+}
+
+/* Input gradient for this thread's share of the input features (whole 16-float blocks),
+ * every sample: dx[n][i] = sum over u in order of g[n][u] * w[u][i], starting from 0.
+ * Splitting the features rather than the samples halves the weights each thread reads that
+ * another thread's update wrote. g: B x [U], dx: B x [I]. No barrier. */
+static inline void ku_fc_backward_input(const float *w, const float *g, float *dx, int B, int U,
+                                        size_t I)
+{
+    size_t lo, hi;
+    ku_share_floats(I, &lo, &hi);
+    for (int n = 0; n < B; n++) {
+        const float *g_n = g + (size_t)n * U;
+        float *restrict dx_n = dx + (size_t)n * I;
+        size_t i = lo;
+        for (; i + 64 <= hi; i += 64) { /* four independent chains */
+            ku_v16 a0 = ku_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
+            for (int u = 0; u < U; u++) {
+                const float *w_u = w + (size_t)u * I + i;
+                a0 = ku_madd(a0, g_n[u], ku_load(w_u));
+                a1 = ku_madd(a1, g_n[u], ku_load(w_u + 16));
+                a2 = ku_madd(a2, g_n[u], ku_load(w_u + 32));
+                a3 = ku_madd(a3, g_n[u], ku_load(w_u + 48));
+            }
+            ku_store(dx_n + i, a0);
+            ku_store(dx_n + i + 16, a1);
+            ku_store(dx_n + i + 32, a2);
+            ku_store(dx_n + i + 48, a3);
+        }
+        for (; i + 16 <= hi; i += 16) {
+            ku_v16 a = ku_splat(0.0f);
+            for (int u = 0; u < U; u++)
+                a = ku_madd(a, g_n[u], ku_load(w + (size_t)u * I + i));
+            ku_store(dx_n + i, a);
+        }
+        if (i < hi) { /* the last < 16 features: independent lanes, units in order */
+            const size_t rem = hi - i;
+            float a[16] = {0};
+            for (int u = 0; u < U; u++)
+                for (size_t j = 0; j < rem; j++)
+                    a[j] += g_n[u] * w[(size_t)u * I + i + j];
+            memcpy(dx_n + i, a, rem * sizeof *a);
+        }
+    }
+}
+
+#endif
