@@ -20,13 +20,15 @@ typedef struct cli_options {
     const char *idx;    /* predict --idx: an IDX image file */
     const char *labels; /* predict --labels: its IDX label file */
     int invert;         /* predict --invert: images are dark digits on a light background */
+    int resume;         /* train --resume: continue the run in the output directory */
     const char *operands[64];
     int n_operands;
     char storage[3][CONFIG_PATH_MAX + 32];
 } cli_options;
 
 /* Parses argv[first..argc) into o. `allowed` lists the short option letters the command takes
- * among "etos" (epochs, threads, output, set) and "ILN" (predict's --idx, --labels, --invert);
+ * among "etos" (epochs, threads, output, set), "ILN" (predict's --idx, --labels, --invert)
+ * and "R" (train's --resume);
  * -h/--help and -V/--version are always allowed.
  * Returns 1 to go on, 0 when help or version was printed, -1 on a usage error (reported). */
 int cli_parse(int argc, char **argv, int first, const char *allowed, cli_options *o);
@@ -55,5 +57,8 @@ int cmd_check(const cli_options *o);   /* cmd_check.c */
 int cmd_info(const cli_options *o);    /* cmd_info.c */
 int cmd_plot(const cli_options *o);    /* cmd_plot.c */
 int cmd_predict(const cli_options *o); /* cmd_predict.c */
+int cmd_resume(const cli_options *o);  /* cmd_resume.c */
+/* The exit status for train_run's result rc, printing err when it failed (cmd_train.c). */
+int cmd_train_status(int rc, const lo_error *err);
 
 #endif

@@ -63,7 +63,8 @@ typedef struct run_config {
 int config_load_file(run_config *cfg, const char *path, const char *const *overrides,
                      int n_overrides, lo_error *err);
 
-/* Parses config text (e.g. stored in a checkpoint); source names it in messages. */
+/* Parses config text (e.g. stored in a checkpoint); source names it in messages. The text
+ * is untrusted and must be self-contained: an @include line is refused. */
 int config_load_string(run_config *cfg, const char *text, const char *source, lo_error *err);
 
 /* Learning rate for 1-based epoch (the schedule covers it: checked at load). */

@@ -12,10 +12,19 @@
  * results do not depend on it). */
 #define EVAL_BATCH 64
 
+/* train_run's status when a NaN or Inf appeared in the loss or the parameters (err says
+ * where); the program exits with it. */
+#define TRAIN_DIVERGED 3
+
 /* Runs the whole training described by cfg, writing cfg->output_dir: config.cfg, train.log,
  * metrics.csv, errors.svg, epoch-NN.safetensors and best.safetensors (a link to the epoch with the
- * fewest test errors). Returns 0, or -1 with err set. */
-int train_run(const run_config *cfg, lo_error *err);
+ * fewest test errors). With resume, continues from the directory's newest checkpoint (the
+ * same weights, bit for bit, as a run never stopped; a checkpoint of another config is
+ * refused; no checkpoint: from the start). The first SIGINT/SIGTERM stops after the current
+ * batch and saves interrupted.safetensors; a second one ends the process at once.
+ * Returns 0; -1 with err set; TRAIN_DIVERGED with err set (no checkpoint written after the
+ * last good one); or 128 + the signal number after a clean stop (the message is printed). */
+int train_run(const run_config *cfg, int resume, lo_error *err);
 
 /* Counts the samples of set that the network misclassifies (forward passes of up to
  * n->max_batch samples); adds their cross-entropy to *cost when cost is non-NULL. */

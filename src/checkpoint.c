@@ -1,6 +1,10 @@
-/* checkpoint.c - network <-> safetensors, with the config inside. */
+/* checkpoint.c - network <-> safetensors, with the config inside; and the training state that
+ * resuming needs (momentum tensors, position, shuffle stream, per-epoch history). */
+#define _POSIX_C_SOURCE 200809L
 #include "checkpoint.h"
 
+#include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,9 +12,12 @@
 #include "safetensors.h"
 
 #define CKPT_FORMAT "lenet-omp-1"
+#define OPT_PREFIX "__optimizer__."
+#define OPT_SUFFIX ".velocity"
+#define NAME_SIZE 128
 
 /* Fills t (up to 2 per layer) from the network's parameter tensors; returns the count. */
-static int collect_tensors(const net *n, st_tensor *t, char (*names)[80])
+static int collect_tensors(const net *n, st_tensor *t, char (*names)[NAME_SIZE])
 {
     int k = 0;
     for (int i = 0; i < n->n_layers; i++) {
@@ -38,37 +45,124 @@ static int collect_tensors(const net *n, st_tensor *t, char (*names)[80])
     return k;
 }
 
-int ckpt_save(const char *path, const net *n, const run_config *cfg, const ckpt_info *info,
-              lo_error *err)
+/* After collect_tensors' k tensors in t[0..k): their momentum twins in t[k..2k), named
+ * "__optimizer__.<name>.velocity", data at the same offsets in velocity (NULL: no data). */
+static void add_velocity(const net *n, st_tensor *t, char (*names)[NAME_SIZE], int k,
+                         float *velocity)
 {
-    st_tensor *t = calloc(2 * (size_t)n->n_layers + 1, sizeof *t);
-    char(*names)[80] = calloc(2 * (size_t)n->n_layers + 1, sizeof *names);
-    char values[9][64];
-    if (!t || !names) {
+    for (int i = 0; i < k; i++) {
+        st_tensor *v = &t[k + i];
+        *v = t[i];
+        snprintf(names[k + i], sizeof names[k + i], OPT_PREFIX "%s" OPT_SUFFIX, t[i].name);
+        v->name = names[k + i];
+        v->data = velocity ? velocity + (t[i].data - n->params) : NULL;
+    }
+}
+
+/* Appends printf output to a growing string; returns 0 or -1 (out of memory). */
+static int append(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int append(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int need = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (need < 0)
+        return -1;
+    if (*len + (size_t)need + 1 > *cap) {
+        size_t cap2 = (*cap + (size_t)need + 1) * 2;
+        char *b = realloc(*buf, cap2);
+        if (!b)
+            return -1;
+        *buf = b;
+        *cap = cap2;
+    }
+    va_start(ap, fmt);
+    vsnprintf(*buf + *len, *cap - *len, fmt, ap);
+    va_end(ap);
+    *len += (size_t)need;
+    return 0;
+}
+
+/* The history as text: one line per finished epoch,
+ * "epoch,lr,cost,train_errors,train_count,test_errors,test_count". NULL when out of memory. */
+static char *history_text(const ckpt_state *s)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    if (append(&buf, &len, &cap, "%s", "") < 0)
+        return NULL;
+    for (int e = 0; e < s->n_history; e++) {
+        const ckpt_info *h = &s->history[e];
+        if (append(&buf, &len, &cap, "%d,%.17g,%.17g,%d,%d,%d,%d\n", h->epoch, h->lr, h->cost,
+                   h->train_errors, h->train_count, h->test_errors, h->test_count) < 0) {
+            free(buf);
+            return NULL;
+        }
+    }
+    return buf;
+}
+
+int ckpt_save_state(const char *path, const net *n, const run_config *cfg, const ckpt_info *info,
+                    const ckpt_state *state, lo_error *err)
+{
+    size_t cap = 4 * (size_t)n->n_layers + 1;
+    st_tensor *t = calloc(cap, sizeof *t);
+    char(*names)[NAME_SIZE] = calloc(cap, sizeof *names);
+    char values[12][96];
+    char *history = state ? history_text(state) : NULL;
+    if (!t || !names || (state && !history)) {
         free(t);
         free(names);
+        free(history);
         return lo_fail(err, "%s: out of memory", path);
     }
     int n_t = collect_tensors(n, t, names);
-    snprintf(values[0], 64, "%d,%d,%d", n->input.c, n->input.h, n->input.w);
-    snprintf(values[1], 64, "%d", info->epoch);
-    snprintf(values[2], 64, "%.17g", info->lr);
-    snprintf(values[3], 64, "%.17g", info->cost);
-    snprintf(values[4], 64, "%d", info->train_errors);
-    snprintf(values[5], 64, "%d", info->train_count);
-    snprintf(values[6], 64, "%d", info->test_errors);
-    snprintf(values[7], 64, "%d", info->test_count);
-    st_meta meta[] = {
-        {"format", CKPT_FORMAT},        {"config", cfg->text},
-        {"input_shape", values[0]},     {"epoch", values[1]},
-        {"lr", values[2]},              {"cost", values[3]},
-        {"train_errors", values[4]},    {"train_count", values[5]},
-        {"test_errors", values[6]},     {"test_count", values[7]},
+    if (state && state->velocity) {
+        add_velocity(n, t, names, n_t, state->velocity);
+        n_t *= 2;
+    }
+    int eval = info->batch == 0; /* a mid-epoch checkpoint has no error counts */
+    snprintf(values[0], 96, "%d,%d,%d", n->input.c, n->input.h, n->input.w);
+    snprintf(values[1], 96, "%d", info->epoch);
+    snprintf(values[2], 96, "%.17g", info->lr);
+    snprintf(values[3], 96, "%.17g", info->cost);
+    snprintf(values[4], 96, "%d", info->train_errors);
+    snprintf(values[5], 96, "%d", info->train_count);
+    snprintf(values[6], 96, "%d", info->test_errors);
+    snprintf(values[7], 96, "%d", info->test_count);
+    snprintf(values[8], 96, "%d", info->batch);
+    if (state)
+        snprintf(values[9], 96, "%016" PRIx64 ",%016" PRIx64 ",%016" PRIx64 ",%016" PRIx64,
+                 state->shuffle[0], state->shuffle[1], state->shuffle[2], state->shuffle[3]);
+    st_meta meta[16] = {
+        {"format", CKPT_FORMAT},   {"config", cfg->text}, {"input_shape", values[0]},
+        {"epoch", values[1]},      {"lr", values[2]},     {"cost", values[3]},
     };
-    int rc = st_save(path, t, n_t, meta, (int)(sizeof meta / sizeof meta[0]), err);
+    int n_meta = 6;
+    if (eval) {
+        meta[n_meta++] = (st_meta){"train_errors", values[4]};
+        meta[n_meta++] = (st_meta){"train_count", values[5]};
+        meta[n_meta++] = (st_meta){"test_errors", values[6]};
+        meta[n_meta++] = (st_meta){"test_count", values[7]};
+    }
+    if (state) {
+        meta[n_meta++] = (st_meta){"batch", values[8]};
+        meta[n_meta++] = (st_meta){"shuffle_state", values[9]};
+        meta[n_meta++] = (st_meta){"history", history};
+    }
+    int rc = st_save(path, t, n_t, meta, n_meta, err);
     free(t);
     free(names);
+    free(history);
     return rc;
+}
+
+int ckpt_save(const char *path, const net *n, const run_config *cfg, const ckpt_info *info,
+              lo_error *err)
+{
+    return ckpt_save_state(path, n, cfg, info, NULL, err);
 }
 
 /* Parses a non-negative integer metadata value (or fails naming it). */
@@ -96,8 +190,13 @@ static int read_info(const st_file *f, ckpt_info *info, shape3 *input, const cha
     memset(info, 0, sizeof *info);
     info->lr = lr ? strtod(lr, NULL) : 0.0;
     info->cost = cost ? strtod(cost, NULL) : 0.0;
-    return meta_int(f, "epoch", &info->epoch, path, err) < 0 ||
-                   meta_int(f, "train_errors", &info->train_errors, path, err) < 0 ||
+    if (st_meta_get(f, "batch") && meta_int(f, "batch", &info->batch, path, err) < 0)
+        return -1;
+    if (meta_int(f, "epoch", &info->epoch, path, err) < 0)
+        return -1;
+    if (info->batch > 0) /* mid-epoch: not evaluated */
+        return 0;
+    return meta_int(f, "train_errors", &info->train_errors, path, err) < 0 ||
                    meta_int(f, "train_count", &info->train_count, path, err) < 0 ||
                    meta_int(f, "test_errors", &info->test_errors, path, err) < 0 ||
                    meta_int(f, "test_count", &info->test_count, path, err) < 0
@@ -105,40 +204,42 @@ static int read_info(const st_file *f, ckpt_info *info, shape3 *input, const cha
                : 0;
 }
 
-/* Copies the file's tensors into the network, checking names, shapes and completeness. */
-static int fill_params(net *n, const st_file *f, const char *path, lo_error *err)
+/* Copies the file's tensors into the network, checking names, shapes and completeness. The
+ * momentum tensors are copied into velocity (then required) or, velocity NULL, only checked. */
+static int fill_params(net *n, float *velocity, const st_file *f, const char *path,
+                       lo_error *err)
 {
-    st_tensor *want = calloc(2 * (size_t)n->n_layers + 1, sizeof *want);
-    char(*names)[80] = calloc(2 * (size_t)n->n_layers + 1, sizeof *names);
+    size_t cap = 4 * (size_t)n->n_layers + 1;
+    st_tensor *want = calloc(cap, sizeof *want);
+    char(*names)[NAME_SIZE] = calloc(cap, sizeof *names);
     int rc = 0;
     if (!want || !names)
         rc = lo_fail(err, "%s: out of memory", path);
-    int n_want = rc ? 0 : collect_tensors(n, want, names);
+    int n_params = rc ? 0 : collect_tensors(n, want, names);
+    if (rc == 0)
+        add_velocity(n, want, names, n_params, velocity);
+    int n_want = 2 * n_params;
     for (int i = 0; i < n_want && rc == 0; i++) {
         const st_tensor *have = st_find(f, want[i].name);
         int same = have && have->ndim == want[i].ndim;
         for (int d = 0; same && d < want[i].ndim; d++)
             same = have->shape[d] == want[i].shape[d];
-        if (!have)
+        if (!have && (i < n_params || velocity))
             rc = lo_fail(err, "%s: tensor '%s' is missing", path, want[i].name);
-        else if (!same)
+        else if (have && !same)
             rc = lo_fail(err, "%s: tensor '%s' has a shape other than the network's (%zu values "
                          "expected, the file has %zu)", path, want[i].name, want[i].count,
                          have->count);
-        else
+        else if (have && want[i].data)
             memcpy(want[i].data, have->data, want[i].count * sizeof(float));
     }
-    if (rc == 0 && f->n_tensors != n_want) {
-        for (int i = 0; i < f->n_tensors; i++) {
-            int known = 0;
-            for (int k = 0; k < n_want; k++)
-                known |= strcmp(f->tensors[i].name, want[k].name) == 0;
-            if (!known) {
-                rc = lo_fail(err, "%s: tensor '%s' does not belong to the network", path,
-                             f->tensors[i].name);
-                break;
-            }
-        }
+    for (int i = 0; rc == 0 && i < f->n_tensors; i++) {
+        int known = 0;
+        for (int k = 0; k < n_want && !known; k++)
+            known = strcmp(f->tensors[i].name, want[k].name) == 0;
+        if (!known)
+            rc = lo_fail(err, "%s: tensor '%s' does not belong to the network", path,
+                         f->tensors[i].name);
     }
     free(want);
     free(names);
@@ -168,11 +269,102 @@ int ckpt_load(const char *path, run_config *cfg, net *n, ckpt_info *info, int ma
     if (rc == 0)
         rc = net_build(n, cfg->layers, cfg->n_layers, input, max_batch, source, err);
     if (rc == 0)
-        rc = fill_params(n, &f, path, err);
+        rc = fill_params(n, NULL, &f, path, err);
     st_free(&f);
     if (rc < 0) {
         net_free(n);
         config_free(cfg);
     }
+    return rc;
+}
+
+/* Parses "hex,hex,hex,hex" into the four words of the shuffle stream. */
+static int read_shuffle(const st_file *f, uint64_t s[4], const char *path, lo_error *err)
+{
+    const char *v = st_meta_get(f, "shuffle_state");
+    for (int i = 0; v && i < 4; i++) {
+        char *end;
+        if (!((*v >= '0' && *v <= '9') || (*v >= 'a' && *v <= 'f')))
+            break;
+        s[i] = strtoull(v, &end, 16);
+        if (end - v != 16 || *end != (i < 3 ? ',' : '\0'))
+            break;
+        v = end + (i < 3);
+        if (i == 3)
+            return 0;
+    }
+    return lo_fail(err, "%s: metadata 'shuffle_state' is missing or malformed", path);
+}
+
+/* Parses metadata 'history' into count rows for epochs 1..count (malloc'd in *out). */
+static int read_history(const st_file *f, int count, ckpt_info **out, const char *path,
+                        lo_error *err)
+{
+    const char *v = st_meta_get(f, "history");
+    ckpt_info *h = calloc((size_t)count + 1, sizeof *h);
+    if (!h)
+        return lo_fail(err, "%s: out of memory", path);
+    int e = 0;
+    while (v && *v && e < count) {
+        int used = 0;
+        ckpt_info *r = &h[e];
+        if (sscanf(v, "%d,%lf,%lf,%d,%d,%d,%d%n", &r->epoch, &r->lr, &r->cost, &r->train_errors,
+                   &r->train_count, &r->test_errors, &r->test_count, &used) != 7 ||
+            v[used] != '\n' || r->epoch != e + 1 || r->train_errors < 0 || r->test_errors < 0 ||
+            r->train_count < 1 || r->test_count < 1)
+            break;
+        v += used + 1;
+        e++;
+    }
+    if (!v || e != count || *v) {
+        free(h);
+        return lo_fail(err, "%s: metadata 'history' is missing or malformed (%d epochs "
+                       "expected)", path, count);
+    }
+    *out = h;
+    return 0;
+}
+
+int ckpt_load_state(const char *path, net *n, ckpt_info *info, ckpt_state *state,
+                    char **config_text, lo_error *err)
+{
+    st_file f;
+    shape3 input;
+    state->history = NULL;
+    state->n_history = 0;
+    *config_text = NULL;
+    if (st_load(path, &f, err) < 0)
+        return -1;
+    const char *format = st_meta_get(&f, "format"), *text = st_meta_get(&f, "config");
+    int rc = 0;
+    if (!format || strcmp(format, CKPT_FORMAT) != 0 || !text)
+        rc = lo_fail(err, "%s: not a lenet-omp checkpoint (metadata 'format' is not '"
+                     CKPT_FORMAT "' or 'config' is missing)", path);
+    if (rc == 0 && (!st_meta_get(&f, "batch") || !st_meta_get(&f, "history")))
+        rc = lo_fail(err, "%s: has no training state (written by an older lenet-omp): "
+                     "cannot resume from it", path);
+    if (rc == 0)
+        rc = read_info(&f, info, &input, path, err);
+    if (rc == 0 && (input.c != n->input.c || input.h != n->input.h || input.w != n->input.w))
+        rc = lo_fail(err, "%s: the network takes %dx%dx%d inputs, the data gives %dx%dx%d", path,
+                     input.c, input.h, input.w, n->input.c, n->input.h, n->input.w);
+    if (rc == 0 && info->epoch < 1)
+        rc = lo_fail(err, "%s: metadata 'epoch' must be at least 1", path);
+    if (rc == 0)
+        rc = read_shuffle(&f, state->shuffle, path, err);
+    if (rc == 0) {
+        state->n_history = info->batch > 0 ? info->epoch - 1 : info->epoch;
+        rc = read_history(&f, state->n_history, &state->history, path, err);
+    }
+    if (rc == 0)
+        rc = fill_params(n, state->velocity, &f, path, err);
+    if (rc == 0 && !(*config_text = strdup(text)))
+        rc = lo_fail(err, "%s: out of memory", path);
+    if (rc < 0) {
+        free(state->history);
+        state->history = NULL;
+        state->n_history = 0;
+    }
+    st_free(&f);
     return rc;
 }

@@ -32,6 +32,9 @@ void cli_usage(FILE *out)
           "                       28x28 digit to PATH/NNN.png\n"
           "  -s, --set KEY=VALUE  override a scalar config setting, e.g. --set train.batch_size=32\n"
           "                       (repeatable; the run saves the effective config)\n"
+          "      --resume         train: continue the run in the output directory from its\n"
+          "                       newest checkpoint (the config must be the run's; threads,\n"
+          "                       output_dir and train.epochs may differ)\n"
           "      --idx FILE       predict: classify every image of an IDX file and print the\n"
           "                       confusion matrix\n"
           "      --labels FILE    predict: the IDX labels of --idx (default: its MNIST sibling)\n"
@@ -40,8 +43,11 @@ void cli_usage(FILE *out)
           "  -V, --version        show the version and exit\n"
           "\n"
           "A run writes DIR/config.cfg, train.log, metrics.csv, errors.svg, epoch-NN.safetensors\n"
-          "and best.safetensors. Exit status: 0 ok, 2 bad input (config, data, checkpoint,\n"
-          "usage).\n"
+          "and best.safetensors. The first SIGINT or SIGTERM stops training after the current\n"
+          "batch and saves DIR/interrupted.safetensors; a second one stops it at once.\n"
+          "Exit status: 0 ok, 2 bad input (config, data, checkpoint, usage) or a file that\n"
+          "cannot be written, 3 training diverged (NaN or Inf), 130/143 stopped by\n"
+          "SIGINT/SIGTERM.\n"
           "The config keys are documented in docs/config.md.\n",
           out);
 }
@@ -99,6 +105,7 @@ static int take_option(int c, const char *arg, cli_options *o)
     case 'I': o->idx = arg; return 0;
     case 'L': o->labels = arg; return 0;
     case 'N': o->invert = 1; return 0;
+    case 'R': o->resume = 1; return 0;
     default: return -1;
     }
 }
@@ -109,7 +116,8 @@ int cli_parse(int argc, char **argv, int first, const char *allowed, cli_options
         {"epochs", required_argument, NULL, 'e'}, {"threads", required_argument, NULL, 't'},
         {"output", required_argument, NULL, 'o'}, {"set", required_argument, NULL, 's'},
         {"idx", required_argument, NULL, 'I'},    {"labels", required_argument, NULL, 'L'},
-        {"invert", no_argument, NULL, 'N'},       {"help", no_argument, NULL, 'h'},
+        {"invert", no_argument, NULL, 'N'},       {"resume", no_argument, NULL, 'R'},
+        {"help", no_argument, NULL, 'h'},
         {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
     };
     int c;

@@ -1,8 +1,20 @@
-/* cmd_train.c - `lenet-omp [train] [OPTIONS] CONFIG`: load the config, train, save the run. */
+/* cmd_train.c - `lenet-omp [train] [OPTIONS] CONFIG`: load the config, train (or, with --resume,
+ * continue the run in its output directory), save the run. Exit status: 0, 2 (bad input or a
+ * file that cannot be written), 3 (training diverged), 130/143 (stopped by SIGINT/SIGTERM). */
 #include <stdio.h>
 
 #include "cli.h"
 #include "train.h"
+
+/* The exit status for train_run's result (printing its error, if any). */
+int cmd_train_status(int rc, const lo_error *err)
+{
+    if (rc < 0)
+        return cli_fail(err);
+    if (rc == TRAIN_DIVERGED)
+        fprintf(stderr, "lenet-omp: %s\n", err->msg);
+    return rc;
+}
 
 int cmd_train(const cli_options *o)
 {
@@ -14,7 +26,7 @@ int cmd_train(const cli_options *o)
     }
     if (config_load_file(&cfg, o->operands[0], o->overrides, o->n_overrides, &err) < 0)
         return cli_fail(&err);
-    int rc = train_run(&cfg, &err);
+    int rc = train_run(&cfg, o->resume, &err);
     config_free(&cfg);
-    return rc < 0 ? cli_fail(&err) : 0;
+    return cmd_train_status(rc, &err);
 }

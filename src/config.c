@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cfg_read.h"
 #include "registry.h"
@@ -555,9 +556,36 @@ int config_load_file(run_config *cfg, const char *path, const char *const *overr
     return finish_load(cfg, &lc, ok, path, err);
 }
 
+/* The 1-based line of the first `@include` directive in text, or 0. libconfig follows a
+ * line that starts with one (after blanks) wherever the text came from, relative to the
+ * working directory. Text parsed from a string is a checkpoint's stored config: untrusted,
+ * and written with its includes already expanded, so a directive there could only make the
+ * loader read some other file of this machine (or block on /dev/stdin or a FIFO). The check
+ * is conservative: such a line inside a string or a comment counts too. */
+static int include_line(const char *text)
+{
+    int line = 1;
+    for (const char *p = text; *p; line++) {
+        p += strspn(p, " \t\r\f\v");
+        if (strncasecmp(p, "@include", 8) == 0)
+            return line;
+        p = strchr(p, '\n');
+        if (!p)
+            break;
+        p++;
+    }
+    return 0;
+}
+
 int config_load_string(run_config *cfg, const char *text, const char *source, lo_error *err)
 {
     config_t lc;
+    int line = include_line(text);
+    if (line > 0) {
+        memset(cfg, 0, sizeof *cfg);
+        return lo_fail(err, "%s:%d: @include is not allowed in a stored config (it must be "
+                       "self-contained)", source, line);
+    }
     start_load(cfg, &lc, source);
     int ok = config_read_string(&lc, text) == CONFIG_TRUE;
     return finish_load(cfg, &lc, ok, source, err);

@@ -66,8 +66,16 @@ static int conv_setup(layer *l, lo_error *err)
     if (in.h + 2 * p < k || in.w + 2 * p < k)
         return lo_fail(err, "kernel %lldx%lld (stride %lld, pad %lld) does not fit its input "
                        "%dx%dx%d", k, k, s, p, in.c, in.h, in.w);
-    long long fan_in = in.c * k * k, fan_out = cs->filters * k * k;
-    long long n_weight = (long long)cs->filters * fan_in;
+    /* The kernels index the padded input in int (e.g. H + P - oy * S, ox * S + kx - P):
+     * every such sum stays below the padded extent plus one stride. */
+    if (in.h + 2 * p + s > INT_MAX || in.w + 2 * p + s > INT_MAX)
+        return lo_fail(err, "pad %lld and stride %lld on input %dx%dx%d are too large", p, s,
+                       in.c, in.h, in.w);
+    /* k, in.c, filters < 2^31: each product below is checked before it could exceed 2^63. */
+    long long kk = k * k;
+    long long fan_in = kk <= INT_MAX ? in.c * kk : (long long)INT_MAX + 1;
+    long long fan_out = kk <= INT_MAX ? cs->filters * kk : (long long)INT_MAX + 1;
+    long long n_weight = fan_in <= INT_MAX ? cs->filters * fan_in : (long long)INT_MAX + 1;
     if (fan_in > INT_MAX || fan_out > INT_MAX || n_weight > INT_MAX)
         return lo_fail(err, "kernel %lldx%lld with %d filters on input %dx%dx%d is too large",
                        k, k, cs->filters, in.c, in.h, in.w);

@@ -1,6 +1,7 @@
 /* main.c - dispatches `lenet-omp COMMAND ...` to the command's file (src/cmd_*.c); the only
  * place that exits. Exit status: 0 success, 2 bad input (config, data, checkpoint, usage). */
 #define _POSIX_C_SOURCE 200809L
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,7 +30,9 @@ static void default_openmp_spin(char **argv)
 }
 
 const cli_command cli_commands[] = {
-    {"train", "[OPTIONS] CONFIG", "train the network CONFIG describes", "etos", cmd_train},
+    {"train", "[OPTIONS] CONFIG", "train the network CONFIG describes", "etosR", cmd_train},
+    {"resume", "[-e N] [-t N] RUN_DIR", "continue a stopped run from its newest checkpoint",
+     "et", cmd_resume},
     {"test", "[-t N] CHECKPOINT", "test a saved checkpoint on its test set", "t", cmd_test},
     {"check", "[-s K=V] CONFIG", "validate a config: shapes, parameters, memory, schedule", "es",
      cmd_check},
@@ -43,6 +46,10 @@ const int cli_n_commands = (int)(sizeof cli_commands / sizeof cli_commands[0]);
 int main(int argc, char **argv)
 {
     default_openmp_spin(argv);
+    /* Under a file-size limit (ulimit -f) a write past it raises SIGXFSZ, whose default
+     * action kills the process; ignored, the write fails with EFBIG and every command reports
+     * the file it could not write, keeping the previous version (atomic_file.c). */
+    signal(SIGXFSZ, SIG_IGN);
     const cli_command *cmd = &cli_commands[0]; /* `lenet-omp CONFIG` trains */
     int first = 1;
     for (int i = 0; argc > 1 && i < cli_n_commands; i++)

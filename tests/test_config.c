@@ -537,6 +537,14 @@ static void test_string_errors(void **state)
          " { type = \"softmax_xent\"; } );\n", {"inline.cfg:4: ", "syntax error", NULL}},
         {"name = \"a\";\n\nseed = = 3;\n" LAYERS_OK TRAIN_OK,
          {"inline.cfg:3: ", "syntax error", NULL}},
+        /* Found writing the config fuzz harness (tests/fuzz/config/corpus/regress-include.cfg):
+         * a checkpoint's config text must not make libconfig read another file (without the
+         * check the first parses, /dev/null being an empty include). */
+        {"name = \"a\";\n" LAYERS_OK TRAIN_OK " \t@include \"/dev/null\"\n",
+         {"inline.cfg:4: ", "@include is not allowed in a stored config", NULL}},
+        {"name = \"a\";\n" LAYERS_OK "train = { epochs = 1; batch_size = 2;\n"
+         "@include \"/dev/stdin\"\n};\n",
+         {"inline.cfg:4: ", "@include is not allowed", NULL}},
     };
     lo_error err;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

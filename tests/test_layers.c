@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 
 #ifdef _OPENMP
@@ -841,6 +842,31 @@ static void test_setup_errors(void **state)
     assert_int_equal(conv_ops.setup(&l, &err), 0);
     assert_int_equal(l.out.h, 2);
     assert_int_equal(l.out.w, 7);
+
+    /* Fuzz regressions (tests/fuzz/config/corpus/regress-conv-*.cfg). A huge kernel on a
+     * huge input depth overflowed 64 bits computing fan_in (undefined behaviour) ... */
+    l.in = (shape3){INT_MAX, 28, 28};
+    l.u.conv = (conv_settings){1, 1 << 30, 1, 1 << 29};
+    memset(&err, 0, sizeof err);
+    assert_int_equal(conv_ops.setup(&l, &err), -1);
+    assert_non_null(strstr(err.msg, "is too large"));
+    l.in = (shape3){1, 28, 28};
+    l.u.conv = (conv_settings){INT_MAX, 46341, 1, 1 << 16}; /* 46341^2 > INT_MAX */
+    assert_int_equal(conv_ops.setup(&l, &err), -1);
+    assert_non_null(strstr(err.msg, "is too large"));
+    /* ... and a huge pad made the output height wrap around in int (2^32 + 26 rows stored
+     * as 26) and the kernels' index sums overflow: refused, naming pad and stride. */
+    l.in = (shape3){1, 28, 28};
+    l.u.conv = (conv_settings){1, 1, 1, INT_MAX};
+    assert_int_equal(conv_ops.setup(&l, &err), -1);
+    printf("  conv: %s\n", err.msg);
+    assert_non_null(strstr(err.msg, "pad 2147483647 and stride 1"));
+    l.u.conv = (conv_settings){1, 3, INT_MAX, 1 << 30}; /* a huge stride, 1 output row */
+    assert_int_equal(conv_ops.setup(&l, &err), -1);
+    assert_non_null(strstr(err.msg, "are too large"));
+    l.u.conv = (conv_settings){1, 3, 1 << 20, 1 << 20}; /* large but within int: accepted */
+    assert_int_equal(conv_ops.setup(&l, &err), 0);
+    assert_int_equal(l.out.h, 3); /* (28 + 2^21 - 3) / 2^20 + 1 */
 
     const layer_ops *pools[] = {&maxpool_ops, &avgpool_ops};
     for (int k = 0; k < 2; k++) {

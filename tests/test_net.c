@@ -1,5 +1,6 @@
 /* test_net.c - the network as a whole: finite-difference gradients through every kind,
- * bitwise-identical training for any thread count, checkpoint round trips and their errors.
+ * bitwise-identical training for any thread count, checkpoint round trips and their errors,
+ * the training state that resuming needs (momentum, position, shuffle stream, history).
  * (Networks too large to allocate are refused in tests/test_config.c.) */
 #define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
@@ -273,7 +274,7 @@ static void test_checkpoint_round_trip(void **state)
     net n, n2;
     lo_error err;
     char path[4200];
-    ckpt_info info = {7, 0.02, 123.5, 11, 600, 3, 100}, info2;
+    ckpt_info info = {7, 0.02, 123.5, 11, 600, 3, 100, 0}, info2;
     load_config(&cfg, small_net);
     build(&n, &cfg, (shape3){1, 11, 13}, 3);
     net_init_params(&n, &cfg.init, 9);
@@ -332,6 +333,129 @@ static void test_checkpoint_round_trip(void **state)
     config_free(&cfg);
 }
 
+/* The training state round trip: momentum tensors, position, shuffle stream, history; the
+ * plain loader skips the momentum tensors (test, info, predict read these checkpoints) but
+ * still checks them; a checkpoint without the state cannot be resumed from. */
+static void test_checkpoint_training_state(void **state)
+{
+    (void)state;
+    run_config cfg, cfg2;
+    net n, n2;
+    lo_error err;
+    char path[4200], *text = NULL;
+    load_config(&cfg, small_net);
+    build(&n, &cfg, (shape3){1, 11, 13}, 3);
+    net_init_params(&n, &cfg.init, 9);
+    float *velocity = calloc(n.n_params, sizeof(float));
+    assert_non_null(velocity);
+    random_fill(velocity, n.n_params, 4);
+    ckpt_info history[2] = {{1, 0.1, 50.25, 9, 600, 4, 100, 0},
+                            {2, 0.05, 1.0 / 3.0, 7, 600, 2, 100, 0}};
+    ckpt_state st = {{0x0123456789abcdefull, 1, 0xffffffffffffffffull, 42}, velocity, 2, history};
+    ckpt_info info = {.epoch = 3, .lr = 0.025, .cost = 0.1 + 0.2, .batch = 17};
+    temp_path(path, sizeof path, "state.safetensors");
+    assert_int_equal(ckpt_save_state(path, &n, &cfg, &info, &st, &err), 0);
+
+    /* Into a fresh network of the same config: everything back, bit for bit. */
+    net fresh;
+    build(&fresh, &cfg, (shape3){1, 11, 13}, 3);
+    float *v2 = calloc(fresh.n_params, sizeof(float));
+    ckpt_state st2 = {.velocity = v2};
+    ckpt_info info2;
+    assert_int_equal(ckpt_load_state(path, &fresh, &info2, &st2, &text, &err), 0);
+    for (int i = 0; i < n.n_layers; i++) { /* tensors compared (padding is not saved) */
+        const layer *a = &n.layers[i], *b = &fresh.layers[i];
+        if (a->n_weight) {
+            assert_memory_equal(a->weight, b->weight, a->n_weight * sizeof(float));
+            assert_memory_equal(velocity + (a->weight - n.params),
+                                v2 + (b->weight - fresh.params), a->n_weight * sizeof(float));
+        }
+        if (a->n_bias) {
+            assert_memory_equal(a->bias, b->bias, a->n_bias * sizeof(float));
+            assert_memory_equal(velocity + (a->bias - n.params), v2 + (b->bias - fresh.params),
+                                a->n_bias * sizeof(float));
+        }
+    }
+    assert_string_equal(text, cfg.text);
+    assert_int_equal(info2.epoch, 3);
+    assert_int_equal(info2.batch, 17);
+    assert_true(info2.cost == 0.1 + 0.2);
+    assert_true(info2.lr == 0.025);
+    assert_memory_equal(st2.shuffle, st.shuffle, sizeof st.shuffle);
+    assert_int_equal(st2.n_history, 2);
+    assert_int_equal(st2.history[1].epoch, 2);
+    assert_true(st2.history[1].cost == 1.0 / 3.0);
+    assert_int_equal(st2.history[0].train_errors, 9);
+    assert_int_equal(st2.history[1].test_count, 100);
+    free(st2.history);
+    free(text);
+
+    /* The plain loader: the same parameters, the momentum tensors skipped, no error counts. */
+    assert_int_equal(ckpt_load(path, &cfg2, &n2, &info2, 4, &err), 0);
+    assert_memory_equal(n2.params, n.params, n.n_params * sizeof(float));
+    assert_int_equal(info2.batch, 17);
+    assert_int_equal(info2.test_count, 0);
+    net_free(&n2);
+    config_free(&cfg2);
+
+    /* A momentum tensor of the wrong shape is refused by both loaders. */
+    st_file f;
+    assert_int_equal(st_load(path, &f, &err), 0);
+    st_tensor t[64];
+    st_meta meta[32];
+    assert_true(f.n_tensors <= 64 && f.n_meta <= 32);
+    int bad = -1;
+    for (int i = 0; i < f.n_tensors; i++) {
+        t[i] = f.tensors[i];
+        if (bad < 0 && strncmp(t[i].name, "__optimizer__.", 14) == 0 && t[i].ndim > 1)
+            bad = i;
+    }
+    for (int i = 0; i < f.n_meta; i++)
+        meta[i] = f.meta[i];
+    assert_true(bad >= 0);
+    assert_non_null(strstr(t[bad].name, ".weight.velocity"));
+    t[bad].shape[0] = 1;
+    t[bad].count = 1;
+    for (int d = 1; d < t[bad].ndim; d++)
+        t[bad].count *= (size_t)t[bad].shape[d];
+    assert_int_equal(st_save(path, t, f.n_tensors, meta, f.n_meta, &err), 0);
+    assert_int_equal(ckpt_load(path, &cfg2, &n2, &info2, 4, &err), -1);
+    assert_non_null(strstr(err.msg, "__optimizer__."));
+    assert_int_equal(ckpt_load_state(path, &fresh, &info2, &st2, &text, &err), -1);
+    assert_non_null(strstr(err.msg, "shape"));
+    /* Without it: the plain loader is content, resuming (with momentum) is not. */
+    t[bad] = t[f.n_tensors - 1];
+    assert_int_equal(st_save(path, t, f.n_tensors - 1, meta, f.n_meta, &err), 0);
+    assert_int_equal(ckpt_load(path, &cfg2, &n2, &info2, 4, &err), 0);
+    net_free(&n2);
+    config_free(&cfg2);
+    assert_int_equal(ckpt_load_state(path, &fresh, &info2, &st2, &text, &err), -1);
+    assert_non_null(strstr(err.msg, "is missing"));
+    st_free(&f);
+
+    /* A checkpoint written without the state (ckpt_save): not resumable, said so. */
+    assert_int_equal(ckpt_save(path, &n, &cfg, &history[0], &err), 0);
+    assert_int_equal(ckpt_load_state(path, &fresh, &info2, &st2, &text, &err), -1);
+    assert_non_null(strstr(err.msg, "no training state"));
+    assert_non_null(strstr(err.msg, path));
+    /* A history that does not cover the epochs done is malformed. */
+    st.n_history = 1;
+    info.batch = 0;
+    info.epoch = 2;
+    info.train_count = 600;
+    info.test_count = 100;
+    assert_int_equal(ckpt_save_state(path, &n, &cfg, &info, &st, &err), 0);
+    assert_int_equal(ckpt_load_state(path, &fresh, &info2, &st2, &text, &err), -1);
+    assert_non_null(strstr(err.msg, "history"));
+
+    unlink(path);
+    free(velocity);
+    free(v2);
+    net_free(&fresh);
+    net_free(&n);
+    config_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -339,6 +463,7 @@ int main(void)
         cmocka_unit_test(test_threads_bitwise_identical),
         cmocka_unit_test(test_team_path_same_bits),
         cmocka_unit_test(test_checkpoint_round_trip),
+        cmocka_unit_test(test_checkpoint_training_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,76 @@
+/* fuzz_common.c - helpers shared by the libFuzzer harnesses. */
+#define _GNU_SOURCE
+#include "fuzz_common.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* glibc's implementation, which sysconf below forwards to. */
+extern long __sysconf(int name);
+
+/* Pretends the machine has FUZZ_PHYS_BYTES of memory (see fuzz_common.h); every other
+ * query goes to glibc. The executable's definition takes precedence over libc's. */
+long sysconf(int name)
+{
+    if (name == _SC_PHYS_PAGES) {
+        long page = __sysconf(_SC_PAGESIZE);
+        return page > 0 ? FUZZ_PHYS_BYTES / page : -1;
+    }
+    return __sysconf(name);
+}
+
+void fuzz_file_open(fuzz_file *f, const char *name)
+{
+    f->fd = memfd_create(name, MFD_CLOEXEC);
+    if (f->fd < 0) {
+        perror("memfd_create");
+        abort();
+    }
+    snprintf(f->path, sizeof f->path, "/proc/self/fd/%d", f->fd);
+}
+
+void fuzz_file_set(fuzz_file *f, const void *data, size_t n)
+{
+    if (ftruncate(f->fd, 0) != 0) {
+        perror("ftruncate");
+        abort();
+    }
+    size_t done = 0;
+    while (done < n) {
+        ssize_t w = pwrite(f->fd, (const char *)data + done, n - done, (off_t)done);
+        if (w <= 0) {
+            perror("pwrite");
+            abort();
+        }
+        done += (size_t)w;
+    }
+}
+
+#define EXERCISE_MAX_BYTES (1u << 20) /* LeNet-5 on 32x32, batches of 4: 0.8 MiB */
+
+void fuzz_exercise_net(net *n, int B, int init)
+{
+    if (B < 1 || B > n->max_batch || net_memory_bytes(n) > EXERCISE_MAX_BYTES)
+        return;
+    if (init) {
+        init_config ic = {.weights = INIT_NORMAL, .std = 0.1, .limit = 0.1, .bias = 0.01};
+        net_init_params(n, &ic, 1);
+    }
+    size_t in = shape3_size(n->input) * (size_t)B;
+    for (size_t i = 0; i < in; i++)
+        n->act[0][i] = (float)((i * 37u) % 255u) / 255.0f - 0.5f;
+    int classes = net_classes(n);
+    int span = classes < 10 ? classes : 10;
+    uint8_t labels[64];
+    for (int b = 0; b < B && b < 64; b++)
+        labels[b] = (uint8_t)((b * 7) % span);
+    net_forward(n, B);
+    net_backward(n, labels, B);
+    double cost = 0.0;
+    int wrong = net_score(n, labels, B, &cost);
+    if (wrong < 0 || wrong > B)
+        abort();
+}
