@@ -4,12 +4,7 @@
 # Usage: cli_check_info.sh LENET_OMP MAKE_IDX TESTS_DIR
 set -euo pipefail
 bin=$(realpath "$1") make_idx=$(realpath "$2") tests=$(realpath "$3")
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { # check DESCRIPTION COMMAND...
-    if "${@:2}"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi
-}
+source "$(dirname "$0")/lib.sh"
 
 "$make_idx" "$tmp" 300 100 5
 data="data = { train_images = \"$tmp/train-images.idx\"; train_labels = \"$tmp/train-labels.idx\";

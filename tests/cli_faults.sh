@@ -8,12 +8,7 @@
 # Usage: cli_faults.sh LENET_OMP MAKE_IDX TESTS_DIR
 set -euo pipefail
 bin=$(realpath "$1") make_idx=$(realpath "$2")
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { # check DESCRIPTION COMMAND...
-    if "${@:2}"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi
-}
+source "$(dirname "$0")/lib.sh"
 quiet() { "$@" > /dev/null; } # for check: a command's output, not check's, to /dev/null
 # The tensor data of a safetensors file (what follows the 8-byte length and the header), so
 # that checkpoints whose stored configs differ (another train.epochs) compare their weights.
@@ -21,19 +16,8 @@ data_of() { tail -c +$(($(od -An -tu8 -N8 "$1" | tr -d ' ') + 9)) "$1"; }
 same_data() { cmp -s <(data_of "$1") <(data_of "$2"); }
 
 "$make_idx" "$tmp" 1200 100 7
-cat > "$tmp/many.cfg" <<CFG
-name = "many";
-seed = 5;
-data = { train_images = "$tmp/train-images.idx"; train_labels = "$tmp/train-labels.idx";
-         test_images = "$tmp/test-images.idx"; test_labels = "$tmp/test-labels.idx"; };
-layers = ( { type = "conv"; name = "C1"; filters = 4; kernel = 5; stride = 2; },
-           { type = "relu"; },
-           { type = "maxpool"; size = 2; },
-           { type = "dense"; name = "F"; units = 10; },
-           { type = "softmax_xent"; } );
-train = { epochs = 60; batch_size = 5; momentum = 0.5;
-          schedule = ( { epochs = 20; lr = 0.02; }, { epochs = 40; lr = 0.005; } ); };
-CFG
+small_config "$tmp/many.cfg" many 5 '{ epochs = 60; batch_size = 5; momentum = 0.5;
+          schedule = ( { epochs = 20; lr = 0.02; }, { epochs = 40; lr = 0.005; } ); }'
 run=$tmp/run # every run uses this --output, so the stored config texts are the same
 "$bin" --output "$run" "$tmp/many.cfg" > /dev/null
 mv "$run" "$tmp/ref"

@@ -11,27 +11,11 @@ if ! command -v xmllint > /dev/null; then
     [ -n "${CI:-}" ] && exit 1
     exit 77
 fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { # check DESCRIPTION COMMAND...
-    if "${@:2}"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi
-}
+source "$(dirname "$0")/lib.sh"
 
 "$make_idx" "$tmp" 300 100 5
-cat > "$tmp/small.cfg" <<CFG
-name = "small";
-seed = 3;
-data = { train_images = "$tmp/train-images.idx"; train_labels = "$tmp/train-labels.idx";
-         test_images = "$tmp/test-images.idx"; test_labels = "$tmp/test-labels.idx"; };
-layers = ( { type = "conv"; name = "C1"; filters = 4; kernel = 5; stride = 2; },
-           { type = "relu"; },
-           { type = "maxpool"; size = 2; },
-           { type = "dense"; name = "F"; units = 10; },
-           { type = "softmax_xent"; } );
-train = { epochs = 3; batch_size = 7;
-          schedule = ( { epochs = 2; lr = 0.05; }, { epochs = 1; lr = 0.01; } ); };
-CFG
+small_config "$tmp/small.cfg" small 3 '{ epochs = 3; batch_size = 7;
+          schedule = ( { epochs = 2; lr = 0.05; }, { epochs = 1; lr = 0.01; } ); }'
 
 "$bin" --output "$tmp/runs/seed3" "$tmp/small.cfg" > /dev/null
 "$bin" --output "$tmp/runs/seed4" --set seed=4 --set train.batch_size=5 "$tmp/small.cfg" \

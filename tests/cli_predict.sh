@@ -12,12 +12,7 @@ set -euo pipefail
 bin=$(realpath "$1") make_idx=$(realpath "$2") root=$(realpath "$3/..")
 idx_to_png=$(realpath "${4:?usage: cli_predict.sh LENET_OMP MAKE_IDX TESTS_DIR IDX_TO_PNG}")
 data=${LENET_DATA_DIR:-$root/data/mnist}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { # check DESCRIPTION COMMAND...
-    if "${@:2}"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi
-}
+source "$(dirname "$0")/lib.sh"
 # bad DESCRIPTION TEXT ARGS...: predict ARGS must exit 2 with one stderr line containing TEXT.
 bad() {
     local status=0

@@ -8,12 +8,7 @@
 # Usage: cli_resume.sh LENET_OMP MAKE_IDX TESTS_DIR
 set -euo pipefail
 bin=$(realpath "$1") make_idx=$(realpath "$2")
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { # check DESCRIPTION COMMAND...
-    if "${@:2}"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi
-}
+source "$(dirname "$0")/lib.sh"
 quiet() { "$@" > /dev/null; } # for check: a command's output, not check's, to /dev/null
 # Every epoch checkpoint of two run directories is identical, byte for byte.
 same_run() { # same_run DIR_A DIR_B
@@ -30,19 +25,8 @@ results() { cut -d, -f1-5,7- "$1/metrics.csv"; }
 wait_for() { for _ in $(seq 600); do [ -e "$1" ] && return 0; sleep 0.1; done; return 1; }
 
 "$make_idx" "$tmp" 12000 200 7
-cat > "$tmp/small.cfg" <<CFG
-name = "small";
-seed = 3;
-data = { train_images = "$tmp/train-images.idx"; train_labels = "$tmp/train-labels.idx";
-         test_images = "$tmp/test-images.idx"; test_labels = "$tmp/test-labels.idx"; };
-layers = ( { type = "conv"; name = "C1"; filters = 4; kernel = 5; stride = 2; },
-           { type = "relu"; },
-           { type = "maxpool"; size = 2; },
-           { type = "dense"; name = "F"; units = 10; },
-           { type = "softmax_xent"; } );
-train = { epochs = 3; batch_size = 7; momentum = 0.9;
-          schedule = ( { epochs = 2; lr = 0.01; }, { epochs = 1; lr = 0.002; } ); };
-CFG
+small_config "$tmp/small.cfg" small 3 '{ epochs = 3; batch_size = 7; momentum = 0.9;
+          schedule = ( { epochs = 2; lr = 0.01; }, { epochs = 1; lr = 0.002; } ); }'
 run=$tmp/run # every run uses this --output, so the stored config texts are the same
 
 # The reference: the run left alone (1 thread; the stopped runs use 2).

@@ -5,27 +5,11 @@
 # Usage: cli_train.sh LENET_OMP MAKE_IDX TESTS_DIR
 set -euo pipefail
 bin=$(realpath "$1") make_idx=$(realpath "$2")
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { # check DESCRIPTION COMMAND...
-    if "${@:2}"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi
-}
+source "$(dirname "$0")/lib.sh"
 
 "$make_idx" "$tmp" 600 200 7
-cat > "$tmp/small.cfg" <<CFG
-name = "small";
-seed = 3;
-data = { train_images = "$tmp/train-images.idx"; train_labels = "$tmp/train-labels.idx";
-         test_images = "$tmp/test-images.idx"; test_labels = "$tmp/test-labels.idx"; };
-layers = ( { type = "conv"; name = "C1"; filters = 4; kernel = 5; stride = 2; },
-           { type = "relu"; },
-           { type = "maxpool"; size = 2; },
-           { type = "dense"; name = "F"; units = 10; },
-           { type = "softmax_xent"; } );
-train = { epochs = 3; batch_size = 7;
-          schedule = ( { epochs = 2; lr = 0.05; }, { epochs = 1; lr = 0.01; } ); };
-CFG
+small_config "$tmp/small.cfg" small 3 '{ epochs = 3; batch_size = 7;
+          schedule = ( { epochs = 2; lr = 0.05; }, { epochs = 1; lr = 0.01; } ); }'
 
 # The thread count comes from the environment, so both runs save the same config text into
 # the same directory name, and their checkpoints must match byte for byte.

@@ -7,24 +7,11 @@
 # Usage: valgrind_train.sh VALGRIND LENET_OMP MAKE_IDX
 set -euo pipefail
 valgrind=$1 bin=$(realpath "$2") make_idx=$(realpath "$3")
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fails=0
+source "$(dirname "$0")/lib.sh"
 
 "$make_idx" "$tmp" 300 100 5
-cat > "$tmp/small.cfg" <<CFG
-name = "small";
-seed = 3;
-data = { train_images = "$tmp/train-images.idx"; train_labels = "$tmp/train-labels.idx";
-         test_images = "$tmp/test-images.idx"; test_labels = "$tmp/test-labels.idx"; };
-layers = ( { type = "conv"; name = "C1"; filters = 4; kernel = 5; stride = 2; },
-           { type = "relu"; },
-           { type = "maxpool"; size = 2; },
-           { type = "dense"; name = "F"; units = 10; },
-           { type = "softmax_xent"; } );
-train = { epochs = 2; batch_size = 7; momentum = 0.5;
-          schedule = ( { epochs = 1; lr = 0.05; }, { epochs = 1; lr = 0.01; } ); };
-CFG
+small_config "$tmp/small.cfg" small 3 '{ epochs = 2; batch_size = 7; momentum = 0.5;
+          schedule = ( { epochs = 1; lr = 0.05; }, { epochs = 1; lr = 0.01; } ); }'
 
 # Two threads, so the parallel regions run; passive waiting, since valgrind runs one thread
 # at a time and spinning threads would only burn its time.
