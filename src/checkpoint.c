@@ -204,6 +204,16 @@ static int read_info(const st_file *f, ckpt_info *info, shape3 *input, const cha
                : 0;
 }
 
+/* Checks that f is one of ours: metadata 'format' is CKPT_FORMAT and 'config' is present. */
+static int check_format(const st_file *f, const char *path, lo_error *err)
+{
+    const char *format = st_meta_get(f, "format");
+    if (!format || strcmp(format, CKPT_FORMAT) != 0 || !st_meta_get(f, "config"))
+        return lo_fail(err, "%s: not a lenet-omp checkpoint (metadata 'format' is not '"
+                       CKPT_FORMAT "' or 'config' is missing)", path);
+    return 0;
+}
+
 /* Copies the file's tensors into the network, checking names, shapes and completeness. The
  * momentum tensors are copied into velocity (then required) or, velocity NULL, only checked. */
 static int fill_params(net *n, float *velocity, const st_file *f, const char *path,
@@ -256,11 +266,8 @@ int ckpt_load(const char *path, run_config *cfg, net *n, ckpt_info *info, int ma
     memset(n, 0, sizeof *n);
     if (st_load(path, &f, err) < 0)
         return -1;
-    const char *format = st_meta_get(&f, "format"), *text = st_meta_get(&f, "config");
-    int rc = 0;
-    if (!format || strcmp(format, CKPT_FORMAT) != 0 || !text)
-        rc = lo_fail(err, "%s: not a lenet-omp checkpoint (metadata 'format' is not '"
-                     CKPT_FORMAT "' or 'config' is missing)", path);
+    const char *text = st_meta_get(&f, "config");
+    int rc = check_format(&f, path, err);
     if (rc == 0)
         rc = read_info(&f, info, &input, path, err);
     snprintf(source, sizeof source, "%s [config]", path);
@@ -335,11 +342,8 @@ int ckpt_load_state(const char *path, net *n, ckpt_info *info, ckpt_state *state
     *config_text = NULL;
     if (st_load(path, &f, err) < 0)
         return -1;
-    const char *format = st_meta_get(&f, "format"), *text = st_meta_get(&f, "config");
-    int rc = 0;
-    if (!format || strcmp(format, CKPT_FORMAT) != 0 || !text)
-        rc = lo_fail(err, "%s: not a lenet-omp checkpoint (metadata 'format' is not '"
-                     CKPT_FORMAT "' or 'config' is missing)", path);
+    const char *text = st_meta_get(&f, "config");
+    int rc = check_format(&f, path, err);
     if (rc == 0 && (!st_meta_get(&f, "batch") || !st_meta_get(&f, "history")))
         rc = lo_fail(err, "%s: has no training state (written by an older lenet-omp): "
                      "cannot resume from it", path);
