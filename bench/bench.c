@@ -3,8 +3,8 @@
  *
  * It builds the network exactly as train.c's open_run does (config_load_file, mnist_load,
  * dataset_norm, net_build with max_batch = max(batch, EVAL_BATCH), net_init_params) and times:
- *   train   SGD steps on real MNIST, batch 8 and 64: dataset_fill + net_forward + net_score +
- *           net_backward + optim_sgd_step, i.e. train.c's batch loop without the progress bar;
+ *   train   SGD steps on real MNIST, batch 8 and 64: step_fill + step_train (step.h) in one
+ *           parallel region, i.e. train.c's batch loop without the progress bar;
  *   eval    train_evaluate over the test set (forward + score, batches of EVAL_BATCH);
  *   layers  each layer's ops->forward / ops->backward on the network's own arenas, batch 8.
  * Every timed section is warmed up once, then repeated; the median is reported (min and max
@@ -30,11 +30,12 @@
 #endif
 
 #include "config.h"
+#include "kernel_util.h"
 #include "dataset.h"
 #include "mnist.h"
 #include "net.h"
-#include "optim.h"
 #include "rng.h"
+#include "step.h"
 #include "train.h"
 
 #define MAX_REPEATS 99
@@ -290,23 +291,23 @@ static cJSON *add_line(bench *b, const char *section, int threads, int batch, co
     return o;
 }
 
-/* `steps` SGD steps of batch B starting at *pos in the shuffled order (wrapping around):
- * exactly the body of train.c's train_epoch loop. */
+/* `steps` SGD steps of batch B starting at *pos in the shuffled order (wrapping around), in
+ * one parallel region: train.c's batch loop (step.h) without the progress bar. */
 static void sgd_steps(bench *b, int B, long steps, long *pos, double *cost)
 {
     net *n = &b->n;
     const train_config *t = &b->cfg.train;
-    float lr = (float)config_lr(&b->cfg, 1);
-    for (long k = 0; k < steps; k++) {
-        if (*pos + B > b->train.count)
-            *pos = 0;
-        dataset_fill(&b->train, &b->train_norm, b->order + *pos, 0, B, n->act[0], b->labels);
-        net_forward(n, B);
-        net_score(n, b->labels, B, cost);
-        net_backward(n, b->labels, B);
-        optim_sgd_step(n->params, n->grads, b->velocity, n->n_params, lr, (float)t->momentum,
-                       (float)t->weight_decay);
-        *pos += B;
+    const sgd_update u = {(float)config_lr(&b->cfg, 1), (float)t->momentum,
+                          (float)t->weight_decay, b->velocity};
+    long at = *pos;
+    KU_OMP("omp parallel")
+    for (long k = 0, p = at; k < steps; k++, p += B) {
+        if (p + B > b->train.count)
+            p = 0;
+        step_fill(n, &b->train, &b->train_norm, b->order + p, 0, B, b->labels);
+        step_train(n, b->labels, B, &u, cost);
+        if (k == steps - 1 && ku_thread() == 0)
+            *pos = p + B;
     }
 }
 
@@ -354,6 +355,7 @@ static stats time_layer(bench *b, int i, int bwd, int B)
         double t0, dt;
         for (;;) {
             t0 = now();
+            KU_OMP("omp parallel") /* one region, as in training: the kernels' barriers only */
             for (long c = 0; c < calls; c++) {
                 if (bwd)
                     l->ops->backward(l, n->act[i], n->act[i + 1], n->dact[i + 1], n->dact[i], B);

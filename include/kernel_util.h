@@ -2,16 +2,39 @@
  * sharing inside one parallel region, the 16-lane dot products and a 16-float vector type.
  *
  * Determinism: every helper here computes each output float in one fixed order that does not
- * depend on the thread count, the vector width the compiler picks, or the CPU (no FMA: the
- * build is -std=c11, which turns contraction off). The 16-float vector (ku_v16) is made of
+ * depend on the thread count or the vector width the compiler picks. Every multiply-add of a
+ * kernel goes through ku_fma or ku_madd: one fused multiply-add (one rounding) when the target
+ * has FMA instructions (KU_FUSED, e.g. -march=native on any x86-64 CPU since 2013), a multiply
+ * then an add otherwise; -std=c11 keeps the compiler from fusing anything else on its own. So
+ * a build's results are the same for any thread count, and builds for FMA and non-FMA targets
+ * differ in the last bits. The 16-float vector (ku_v16) is made of
  * GNU C vectors of the target's width when the compiler has them and is a plain array of 16
  * floats otherwise; its operations are lane-wise, so every target gives the same bits (tests:
  * test_layers.c's *_exact tests against scalar references of each order). */
 #ifndef KERNEL_UTIL_H
 #define KERNEL_UTIL_H
 
+#include <math.h>
 #include <stddef.h>
 #include <string.h>
+
+/* KU_FUSED: whether multiply-adds are fused (x86 FMA; define KU_NO_FMA to turn it off). */
+#if defined(__FMA__) && (defined(__x86_64__) || defined(__i386__)) && !defined(KU_NO_FMA)
+#define KU_FUSED 1
+#include <immintrin.h>
+#else
+#define KU_FUSED 0
+#endif
+
+/* a + w * x: fused (rounded once) when KU_FUSED, else a multiply then an add. */
+static inline float ku_fma(float a, float w, float x)
+{
+#if KU_FUSED
+    return fmaf(w, x, a);
+#else
+    return a + w * x;
+#endif
+}
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -101,9 +124,9 @@ static inline void ku_lanes_dot(float *restrict acc, const float *restrict a,
     size_t i = 0;
     for (; i + KU_LANES <= n; i += KU_LANES)
         for (int j = 0; j < KU_LANES; j++)
-            acc[j] += a[i + j] * b[i + j];
+            acc[j] = ku_fma(acc[j], a[i + j], b[i + j]);
     for (int j = 0; i + (size_t)j < n; j++)
-        acc[j] += a[i + (size_t)j] * b[i + (size_t)j];
+        acc[j] = ku_fma(acc[j], a[i + (size_t)j], b[i + (size_t)j]);
 }
 
 /* acc[16] += a[i] * b[i * stride] for i in [0, n), lane by lane. */
@@ -111,7 +134,7 @@ static inline void ku_lanes_dot_strided(float *restrict acc, const float *restri
                                         const float *restrict b, int stride, int n)
 {
     for (int i = 0; i < n; i++)
-        acc[i % KU_LANES] += a[i] * b[(size_t)i * (size_t)stride];
+        acc[i % KU_LANES] = ku_fma(acc[i % KU_LANES], a[i], b[(size_t)i * (size_t)stride]);
 }
 
 /* acc[16] += a[0..n) lane by lane. */
@@ -191,20 +214,35 @@ static inline ku_v16 ku_splat(float x)
 {
     ku_v16 r;
     for (int k = 0; k < KU_NV; k++)
-        r.v[k] = (ku_vn){0} + x;
+        r.v[k] = x - (ku_vn){0};
     return r;
 }
-/* a + w * x lane-wise: a multiply, then an add (never fused). */
+/* a + w * x on one native vector, lane-wise as ku_fma (fused when KU_FUSED: C has no
+ * spelling of a fused vector multiply-add, hence the intrinsics). */
+static inline ku_vn ku_vfma(ku_vn a, ku_vn w, ku_vn x)
+{
+#if KU_FUSED && KU_VB == 64
+    return _mm512_fmadd_ps(w, x, a);
+#elif KU_FUSED && KU_VB == 32
+    return _mm256_fmadd_ps(w, x, a);
+#elif KU_FUSED
+    return _mm_fmadd_ps(w, x, a);
+#else
+    return a + w * x;
+#endif
+}
+/* a + w * x lane-wise, as ku_fma. */
 static inline ku_v16 ku_madd(ku_v16 a, float w, ku_v16 x)
 {
+    const ku_vn wv = w - (ku_vn){0}; /* w in every lane (x - 0 is x, even for -0) */
     for (int k = 0; k < KU_NV; k++)
-        a.v[k] = a.v[k] + w * x.v[k];
+        a.v[k] = ku_vfma(a.v[k], wv, x.v[k]);
     return a;
 }
 static inline ku_v16 ku_madd_v(ku_v16 a, ku_v16 w, ku_v16 x)
 {
     for (int k = 0; k < KU_NV; k++)
-        a.v[k] = a.v[k] + w.v[k] * x.v[k];
+        a.v[k] = ku_vfma(a.v[k], w.v[k], x.v[k]);
     return a;
 }
 
@@ -318,13 +356,13 @@ static inline ku_v16 ku_splat(float x)
 static inline ku_v16 ku_madd(ku_v16 a, float w, ku_v16 x)
 {
     for (int j = 0; j < 16; j++)
-        a.f[j] += w * x.f[j];
+        a.f[j] = ku_fma(a.f[j], w, x.f[j]);
     return a;
 }
 static inline ku_v16 ku_madd_v(ku_v16 a, ku_v16 w, ku_v16 x)
 {
     for (int j = 0; j < 16; j++)
-        a.f[j] += w.f[j] * x.f[j];
+        a.f[j] = ku_fma(a.f[j], w.f[j], x.f[j]);
     return a;
 }
 static inline ku_v16 ku_load_part(const float *p, int rem)
@@ -467,7 +505,7 @@ static inline void ku_fc_backward_params(float *dw, float *dbias, const float *x
             memcpy(a, dw_u + i, rem * sizeof *a);
             for (int n = 0; n < B; n++)
                 for (size_t j = 0; j < rem; j++)
-                    a[j] += g[(size_t)n * U + u] * x[(size_t)n * I + i + j];
+                    a[j] = ku_fma(a[j], g[(size_t)n * U + u], x[(size_t)n * I + i + j]);
             memcpy(dw_u + i, a, rem * sizeof *a);
         }
     }
@@ -511,7 +549,7 @@ static inline void ku_fc_backward_input(const float *w, const float *g, float *d
             float a[16] = {0};
             for (int u = 0; u < U; u++)
                 for (size_t j = 0; j < rem; j++)
-                    a[j] += g_n[u] * w[(size_t)u * I + i + j];
+                    a[j] = ku_fma(a[j], g_n[u], w[(size_t)u * I + i + j]);
             memcpy(dx_n + i, a, rem * sizeof *a);
         }
     }

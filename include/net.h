@@ -46,6 +46,16 @@ void net_init_params(net *n, const init_config *init, uint64_t seed);
  * layers' kernels share the team and end with barriers). */
 void net_forward(net *n, int B);
 
+/* Samples per pass of net_forward_samples: small enough that a pass's activations stay in
+ * the core's own cache. */
+#define NET_SOLO_CHUNK 8
+
+/* Forward pass of samples [first, first + count) of the batch in n->act[0], by the calling
+ * thread alone (a team of one; in chunks of NET_SOLO_CHUNK samples), with no barrier: threads
+ * may run it on disjoint ranges at once. Every output gets the same bits as from net_forward
+ * (each layer computes a sample's outputs independently of the batch around it). */
+void net_forward_samples(net *n, int first, int count);
+
 /* Zeroes the gradients, then back-propagates the batch-mean cross-entropy of the last
  * forward pass against labels (B entries). Threads as net_forward. */
 void net_backward(net *n, const uint8_t *labels, int B);
@@ -60,6 +70,10 @@ void net_param_share(const net *n, const layer *l, size_t *w_at, size_t *w_len, 
 
 /* Number of classes (the loss layer's width). */
 int net_classes(const net *n);
+
+/* After a forward pass: whether sample b's arg-max class differs from label; with loss
+ * non-NULL, *loss = its cross-entropy (nats). */
+int net_sample_result(const net *n, int b, int label, double *loss);
 
 /* After net_forward: adds each sample's cross-entropy (nats) to *cost, in sample order, and
  * returns how many samples the arg-max of the probabilities gets wrong. */

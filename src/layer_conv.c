@@ -37,6 +37,17 @@
 #define CONV_NF_MAX KU_ACC_MAX
 #define CONV_FB_MAX 4
 
+/* Blocks of 16 positions per conv_taps16 call for NF output channels: NF * NP accumulators,
+ * at most 24 of AVX-512's 32 registers; one elsewhere (a 16-float vector takes 2 or 4
+ * registers there). Only the speed depends on it. */
+#if KU_NV == 1
+#define CONV_NP(nf) ((nf) >= 7 ? 2 : (nf) >= 5 ? 3 : 4)
+#define CONV_NP_MAX 4
+#else
+#define CONV_NP(nf) 1
+#define CONV_NP_MAX 1
+#endif
+
 static const char *const conv_keys[] = {"filters", "kernel", "stride", "pad", NULL};
 
 /* Reads filters, kernel (required), stride (default 1) and pad (default 0) into l->u.conv. */
@@ -158,7 +169,7 @@ static void conv_forward_plane_wide(const layer *l, const float *restrict in_n,
                 const float w = w_f[((size_t)c * K + ky) * K + kx];
                 const float *restrict src = in_n + ((size_t)c * H + ky) * W + kx;
                 for (size_t i = 0; i < len; i++)
-                    acc[i] += w * src[i];
+                    acc[i] = ku_fma(acc[i], w, src[i]);
             }
     for (int oy = 0; oy < OH; oy++)
         memcpy(out_nf + (size_t)oy * OW, acc + (size_t)oy * W, (size_t)OW * sizeof *out_nf);
@@ -192,10 +203,10 @@ static void conv_forward_plane(const layer *l, const float *restrict in_n,
                     const int off = kx - P;
                     if (S == 1) {
                         for (int ox = x0; ox < x1; ox++)
-                            o[ox] += w * row[ox + off];
+                            o[ox] = ku_fma(o[ox], w, row[ox + off]);
                     } else {
                         for (int ox = x0; ox < x1; ox++)
-                            o[ox] += w * row[ox * S + off];
+                            o[ox] = ku_fma(o[ox], w, row[ox * S + off]);
                     }
                 }
             }
@@ -211,65 +222,96 @@ static void conv_forward_plane(const layer *l, const float *restrict in_n,
 
 /* dst[o * ldd + j] = (init ? init[o] : 0) + sum over taps (i, ky, kx), in that order, of
  *   w[o * wo + i * wi + ky * K + kx] * src[i * si + ky * sy + kx * sx + j]
- * for o < NF output channels and j < 16 positions. i runs over CI input channels, ky over
+ * for o < NF output channels and j < 16 * NP positions (NP blocks of 16 side by side, so each
+ * weight broadcast feeds NP multiply-adds). i runs over CI input channels, ky over
  * [ky_lo, ky_hi) (the caller leaves out only rows whose source is all zeros: their terms are
  * +-0, which change no sum that starts from +0), kx over [0, K). The strides may be negative
  * (the input gradient walks the taps backwards through its source). */
-KU_INLINE void conv_taps16(const int NF, const float *src, ptrdiff_t si, ptrdiff_t sy,
-                           ptrdiff_t sx, int CI, int K, int ky_lo, int ky_hi, const float *w,
-                           size_t wo, size_t wi, const float *init, float *dst, size_t ldd)
+KU_INLINE void conv_taps16(const int NF, const int NP, const float *src, ptrdiff_t si,
+                           ptrdiff_t sy, ptrdiff_t sx, int CI, int K, int ky_lo, int ky_hi,
+                           const float *w, size_t wo, size_t wi, const float *init, float *dst,
+                           size_t ldd)
 {
-    ku_v16 acc[CONV_NF_MAX];
+    ku_v16 acc[CONV_NF_MAX][CONV_NP_MAX];
     for (int o = 0; o < NF; o++)
-        acc[o] = ku_splat(init ? init[o] : 0.0f);
+        for (int p = 0; p < NP; p++)
+            acc[o][p] = ku_splat(init ? init[o] : 0.0f);
     for (int i = 0; i < CI; i++) {
         const float *s_i = src + i * si, *w_i = w + (size_t)i * wi;
         for (int ky = ky_lo; ky < ky_hi; ky++) {
             const float *s_y = s_i + ky * sy, *w_y = w_i + (size_t)ky * K;
             for (int kx = 0; kx < K; kx++) {
-                const ku_v16 x = ku_load(s_y + kx * sx);
-                for (int o = 0; o < NF; o++)
-                    acc[o] = ku_madd(acc[o], w_y[(size_t)o * wo + kx], x);
+                ku_v16 x[CONV_NP_MAX];
+                for (int p = 0; p < NP; p++)
+                    x[p] = ku_load(s_y + kx * sx + 16 * p);
+                for (int o = 0; o < NF; o++) {
+                    const float wt = w_y[(size_t)o * wo + kx];
+                    for (int p = 0; p < NP; p++)
+                        acc[o][p] = ku_madd(acc[o][p], wt, x[p]);
+                }
             }
         }
     }
     for (int o = 0; o < NF; o++)
-        ku_store(dst + (size_t)o * ldd, acc[o]);
+        for (int p = 0; p < NP; p++)
+            ku_store(dst + (size_t)o * ldd + 16 * p, acc[o][p]);
 }
 
-/* conv_taps16 over positions [0, len) (len >= 16) in blocks of 16; the last block overlaps
- * the one before it (recomputing the same bits) instead of reading past the end. rows > 0:
- * the positions are a plane of that many rows at pitch sy_pos, and the source row of tap ky
- * for position row y is y - ky, valid in [0, rows_valid): taps whose rows are all invalid
- * for a whole block are skipped (their source is zero). rows == 0: every tap. */
-static void conv_taps(int nf, const float *src, ptrdiff_t si, ptrdiff_t sy, ptrdiff_t sx,
-                      int CI, int K, const float *w, size_t wo, size_t wi, const float *init,
-                      float *dst, size_t ldd, size_t len, int rows, size_t pitch, int rows_valid)
+/* conv_taps16 for NF (a constant) over positions [0, len) (len >= 16): groups of CONV_NP(NF)
+ * blocks of 16, then single blocks, the last of which overlaps the one before it (recomputing
+ * the same bits) instead of reading past the end. rows > 0: the positions are a plane of that
+ * many rows at pitch `pitch`, and the source row of tap ky for position row y is y - ky, valid
+ * in [0, rows_valid): taps whose rows are all invalid for a whole group are skipped (their
+ * source is zero). rows == 0: every tap. */
+KU_INLINE void conv_taps_nf(const int NF, const float *src, ptrdiff_t si, ptrdiff_t sy,
+                            ptrdiff_t sx, int CI, int K, const float *w, size_t wo, size_t wi,
+                            const float *init, float *dst, size_t ldd, size_t len, int rows,
+                            size_t pitch, int rows_valid)
 {
-    for (size_t i0 = 0;; i0 += 16) {
+    const int NP = CONV_NP(NF);
+    for (size_t i0 = 0;;) {
+        const int np = i0 + 16 * (size_t)NP <= len ? NP : 1;
         if (i0 + 16 > len)
             i0 = len - 16;
         int lo = 0, hi = K;
         if (rows > 0) {
-            const int y0 = (int)(i0 / pitch), y1 = (int)((i0 + 15) / pitch);
+            const int y0 = (int)(i0 / pitch), y1 = (int)((i0 + 16 * (size_t)np - 1) / pitch);
             lo = y0 - (rows_valid - 1) > 0 ? y0 - (rows_valid - 1) : 0;
             hi = y1 + 1 < K ? y1 + 1 : K;
         }
         const float *s = src + (ptrdiff_t)i0;
-        float *d = dst + i0;
-        switch (nf) {
-        case 8: conv_taps16(8, s, si, sy, sx, CI, K, lo, hi, w, wo, wi, init, d, ldd); break;
-        case 7: conv_taps16(7, s, si, sy, sx, CI, K, lo, hi, w, wo, wi, init, d, ldd); break;
-        case 6: conv_taps16(6, s, si, sy, sx, CI, K, lo, hi, w, wo, wi, init, d, ldd); break;
-        case 5: conv_taps16(5, s, si, sy, sx, CI, K, lo, hi, w, wo, wi, init, d, ldd); break;
-        case 4: conv_taps16(4, s, si, sy, sx, CI, K, lo, hi, w, wo, wi, init, d, ldd); break;
-        case 3: conv_taps16(3, s, si, sy, sx, CI, K, lo, hi, w, wo, wi, init, d, ldd); break;
-        case 2: conv_taps16(2, s, si, sy, sx, CI, K, lo, hi, w, wo, wi, init, d, ldd); break;
-        default: conv_taps16(1, s, si, sy, sx, CI, K, lo, hi, w, wo, wi, init, d, ldd); break;
-        }
-        if (i0 + 16 >= len)
+        if (np == NP)
+            conv_taps16(NF, NP, s, si, sy, sx, CI, K, lo, hi, w, wo, wi, init, dst + i0, ldd);
+        else
+            conv_taps16(NF, 1, s, si, sy, sx, CI, K, lo, hi, w, wo, wi, init, dst + i0, ldd);
+        i0 += 16 * (size_t)np;
+        if (i0 >= len)
             return;
     }
+}
+
+/* conv_taps_nf for nf (1 <= nf <= CONV_NF) output channels. */
+static void conv_taps(int nf, const float *src, ptrdiff_t si, ptrdiff_t sy, ptrdiff_t sx,
+                      int CI, int K, const float *w, size_t wo, size_t wi, const float *init,
+                      float *dst, size_t ldd, size_t len, int rows, size_t pitch, int rows_valid)
+{
+#define CONV_TAPS_CASE(k)                                                                      \
+    case k:                                                                                    \
+        conv_taps_nf(k, src, si, sy, sx, CI, K, w, wo, wi, init, dst, ldd, len, rows, pitch,   \
+                     rows_valid);                                                              \
+        break
+    switch (nf) {
+        CONV_TAPS_CASE(8);
+        CONV_TAPS_CASE(7);
+        CONV_TAPS_CASE(6);
+        CONV_TAPS_CASE(5);
+        CONV_TAPS_CASE(4);
+        CONV_TAPS_CASE(3);
+        CONV_TAPS_CASE(2);
+    default:
+        CONV_TAPS_CASE(1);
+    }
+#undef CONV_TAPS_CASE
 }
 
 /* The forward pass takes the blocked kernel on the wide-row path when the wide plane is at
@@ -424,7 +466,7 @@ static void conv_backward_input_wide(const layer *l, const float *restrict dout_
                     const float w = w_c[ky * K + kx];
                     float *restrict dst = din_n + ((size_t)c * H + ky) * W + kx;
                     for (size_t i = 0; i < len; i++)
-                        dst[i] += w * dwide[i];
+                        dst[i] = ku_fma(dst[i], w, dwide[i]);
                 }
         }
     }
@@ -456,10 +498,10 @@ static void conv_backward_input(const layer *l, const float *restrict dout_n,
                         const int off = kx - P;
                         if (S == 1) {
                             for (int ox = x0; ox < x1; ox++)
-                                row[ox + off] += w * d_row[ox];
+                                row[ox + off] = ku_fma(row[ox + off], w, d_row[ox]);
                         } else {
                             for (int ox = x0; ox < x1; ox++)
-                                row[ox * S + off] += w * d_row[ox];
+                                row[ox * S + off] = ku_fma(row[ox * S + off], w, d_row[ox]);
                         }
                     }
                 }

@@ -173,6 +173,26 @@ static void net_forward_team(net *n, int B)
 
 void net_forward(net *n, int B) { KU_TEAM(net_forward_team(n, B)); }
 
+/* Every layer on samples [first, first + count) alone, on a team of one thread. */
+static void net_forward_range(net *n, int first, int count)
+{
+    const float *in = n->act[0] + (size_t)first * shape3_size(n->input);
+    for (int i = 0; i < n->n_layers; i++) {
+        const layer *l = &n->layers[i];
+        float *out = n->act[i + 1] + (size_t)first * shape3_size(l->out);
+        l->ops->forward(l, in, out, count);
+        in = out;
+    }
+}
+
+void net_forward_samples(net *n, int first, int count)
+{
+    KU_OMP("omp parallel num_threads(1)")
+    for (int c = first; c < first + count; c += NET_SOLO_CHUNK)
+        net_forward_range(n, c, first + count - c < NET_SOLO_CHUNK ? first + count - c
+                                                                    : NET_SOLO_CHUNK);
+}
+
 void net_param_share(const net *n, const layer *l, size_t *w_at, size_t *w_len, size_t *b_at,
                      size_t *b_len)
 {
@@ -228,20 +248,28 @@ void net_backward(net *n, const uint8_t *labels, int B)
 
 int net_classes(const net *n) { return n->layers[n->n_layers - 1].out.c; }
 
+int net_sample_result(const net *n, int b, int label, double *loss)
+{
+    const int classes = net_classes(n);
+    const float *p = n->act[n->n_layers] + (size_t)b * classes;
+    int best = 0;
+    for (int k = 1; k < classes; k++)
+        if (p[k] > p[best])
+            best = k;
+    if (loss)
+        *loss = softmax_xent_sample_loss(n->act[n->n_layers - 1] + (size_t)b * classes, classes,
+                                         label);
+    return best != label;
+}
+
 int net_score(const net *n, const uint8_t *labels, int B, double *cost)
 {
-    int classes = net_classes(n), wrong = 0;
-    const float *logits = n->act[n->n_layers - 1];
-    const float *probs = n->act[n->n_layers];
+    int wrong = 0;
     for (int b = 0; b < B; b++) {
-        const float *p = probs + (size_t)b * classes;
-        int best = 0;
-        for (int k = 1; k < classes; k++)
-            if (p[k] > p[best])
-                best = k;
-        wrong += best != labels[b];
+        double loss;
+        wrong += net_sample_result(n, b, labels[b], cost ? &loss : NULL);
         if (cost)
-            *cost += softmax_xent_sample_loss(logits + (size_t)b * classes, classes, labels[b]);
+            *cost += loss;
     }
     return wrong;
 }

@@ -28,6 +28,7 @@
 #include "report.h"
 #include "rng.h"
 #include "safetensors.h"
+#include "step.h"
 
 /* Seeds of the two random streams, derived from the config's seed. */
 #define INIT_STREAM(seed) ((seed) * 2u)
@@ -45,37 +46,24 @@ int train_set_threads(int threads)
 #endif
 }
 
-/* Fills samples idx[0..B) (idx NULL: first..first+B-1) of set into the input and labels,
- * this thread's share of them (kernel_util.h), then waits for the team. */
-static void fill_team(net *n, const mnist_set *set, const data_norm *norm, const uint32_t *idx,
-                      int first, int B, uint8_t *labels)
-{
-    int lo, hi;
-    ku_share(B, &lo, &hi);
-    if (hi > lo)
-        dataset_fill(set, norm, idx ? idx + lo : NULL, (uint32_t)(first + lo), hi - lo,
-                     n->act[0] + (size_t)lo * shape3_size(n->input), labels + lo);
-    ku_barrier();
-}
-
-/* One evaluation batch on every thread of the team (one parallel region per batch): fill,
- * forward, then thread 0 scores it in sample order. */
-static void evaluate_batch_team(net *n, const mnist_set *set, const data_norm *norm, int first,
-                                int B, uint8_t *labels, double *cost, int *wrong)
-{
-    fill_team(n, set, norm, NULL, first, B, labels);
-    net_forward(n, B);
-    if (ku_thread() == 0)
-        *wrong += net_score(n, labels, B, cost);
-}
-
 int train_evaluate(net *n, const mnist_set *set, const data_norm *norm, double *cost)
 {
-    uint8_t labels[EVAL_BATCH];
+    /* per-sample results of the last two batches: thread 0 adds up one (in sample order)
+     * while the team already evaluates the next */
+    uint8_t labels[EVAL_BATCH], miss[2][EVAL_BATCH];
+    double loss[2][EVAL_BATCH];
     int wrong = 0, step = n->max_batch < EVAL_BATCH ? n->max_batch : EVAL_BATCH;
-    for (int first = 0; first < set->count; first += step) {
-        int B = set->count - first < step ? set->count - first : step;
-        KU_TEAM(evaluate_batch_team(n, set, norm, first, B, labels, cost, &wrong));
+    KU_OMP("omp parallel")
+    for (int first = 0, k = 0; first < set->count; first += step, k ^= 1) {
+        const int B = set->count - first < step ? set->count - first : step;
+        step_eval(n, set, norm, first, B, labels, miss[k], cost ? loss[k] : NULL);
+        ku_barrier();
+        if (ku_thread() == 0)
+            for (int b = 0; b < B; b++) {
+                wrong += miss[k][b];
+                if (cost)
+                    *cost += loss[k][b];
+            }
     }
     return wrong;
 }
@@ -510,32 +498,6 @@ static int prepare_output(run *r, int resume, int *complete, lo_error *err)
     return atomic_write_file(path, r->cfg->text, strlen(r->cfg->text), err);
 }
 
-/* One training batch (samples order[first..first+size)) on every thread of the team, in one
- * parallel region: fill, forward, thread 0 adds the cost in sample order, backward, then SGD
- * on this thread's share of the parameters (net_param_share; elementwise: the same bits for
- * any split). The arena's alignment padding stays zero without updates. */
-static void train_batch_team(run *r, int first, int size, float lr, double *cost)
-{
-    const train_config *t = &r->cfg->train;
-    net *n = &r->n;
-    fill_team(n, &r->train, &r->train_norm, r->order + first, 0, size, r->labels);
-    net_forward(n, size);
-    if (ku_thread() == 0)
-        net_score(n, r->labels, size, cost);
-    net_backward(n, r->labels, size);
-    const float mom = (float)t->momentum, wd = (float)t->weight_decay;
-    for (int i = 0; i < n->n_layers; i++) { /* the rows whose gradients this thread made */
-        size_t w_at, w_len, b_at, b_len;
-        net_param_share(n, &n->layers[i], &w_at, &w_len, &b_at, &b_len);
-        if (w_len)
-            optim_sgd_step(n->params + w_at, n->grads + w_at,
-                           r->velocity ? r->velocity + w_at : NULL, w_len, lr, mom, wd);
-        if (b_len)
-            optim_sgd_step(n->params + b_at, n->grads + b_at,
-                           r->velocity ? r->velocity + b_at : NULL, b_len, lr, mom, wd);
-    }
-}
-
 /* How an epoch's batch loop ended. */
 typedef enum { EPOCH_DONE, EPOCH_STOPPED, EPOCH_DIVERGED } epoch_end;
 
@@ -552,22 +514,37 @@ static epoch_end train_epoch(run *r, int epoch, int *batch, double *cost)
     if (*batch == 0)
         rng_shuffle(&r->shuffle, r->order, (uint32_t)count);
     progress_start(&bar, &r->log, batches);
-    for (long k = *batch; k < batches; k++) {
-        if (stop_signal) {
-            if (r->log.tty)
-                fputc('\n', stdout);
-            return EPOCH_STOPPED;
+    const sgd_update u = {lr, (float)t->momentum, (float)t->weight_decay, r->velocity};
+    epoch_end end = EPOCH_DONE;
+    long k0 = *batch, done = k0;
+    /* One parallel region for the whole epoch. Before each batch thread 0 decides whether to
+     * go on (a stop signal, a non-finite cost so far) and shows the progress; every thread
+     * reads that decision after step_fill's barrier, so all leave the loop together. */
+    KU_OMP("omp parallel")
+    for (long k = k0; k < batches; k++) {
+        if (ku_thread() == 0) {
+            end = !isfinite(*cost) ? EPOCH_DIVERGED : stop_signal ? EPOCH_STOPPED : EPOCH_DONE;
+            done = k;
+            if (k > k0 && end == EPOCH_DONE)
+                progress_update(&bar, k);
         }
-        int first = (int)(k * B), size = count - first < B ? count - first : B;
-        KU_TEAM(train_batch_team(r, first, size, lr, cost));
-        *batch = (int)k + 1;
-        if (!isfinite(*cost)) {
-            if (r->log.tty)
-                fputc('\n', stdout);
-            return EPOCH_DIVERGED;
-        }
-        progress_update(&bar, k + 1);
+        const int first = (int)(k * B), size = count - first < B ? count - first : B;
+        step_fill(&r->n, &r->train, &r->train_norm, r->order + first, 0, size, r->labels);
+        if (end != EPOCH_DONE)
+            break;
+        step_train(&r->n, r->labels, size, &u, cost);
     }
+    if (end == EPOCH_DONE) { /* after the last batch */
+        done = batches;
+        end = isfinite(*cost) ? EPOCH_DONE : EPOCH_DIVERGED;
+    }
+    *batch = (int)done;
+    if (end != EPOCH_DONE) {
+        if (r->log.tty)
+            fputc('\n', stdout);
+        return end;
+    }
+    progress_update(&bar, batches);
     progress_finish(&bar);
     return EPOCH_DONE;
 }

@@ -1,0 +1,56 @@
+/* step.c - one training or evaluation batch on the OpenMP team (step.h). */
+#include "step.h"
+
+#include "kernel_util.h"
+#include "optim.h"
+
+void step_fill(net *n, const mnist_set *set, const data_norm *norm, const uint32_t *idx,
+               int first, int B, uint8_t *labels)
+{
+    int lo, hi;
+    ku_share(B, &lo, &hi);
+    if (hi > lo)
+        dataset_fill(set, norm, idx ? idx + lo : NULL, (uint32_t)(first + lo), hi - lo,
+                     n->act[0] + (size_t)lo * shape3_size(n->input), labels + lo);
+    ku_barrier();
+}
+
+/* SGD on this thread's rows of every layer (net_param_share): the rows whose gradients it
+ * made; elementwise, so the same bits for any split. The arena's alignment padding stays zero
+ * without updates. */
+static void step_update(net *n, const sgd_update *u)
+{
+    for (int i = 0; i < n->n_layers; i++) {
+        size_t w_at, w_len, b_at, b_len;
+        net_param_share(n, &n->layers[i], &w_at, &w_len, &b_at, &b_len);
+        if (w_len)
+            optim_sgd_step(n->params + w_at, n->grads + w_at, u->velocity ? u->velocity + w_at : NULL,
+                           w_len, u->lr, u->momentum, u->weight_decay);
+        if (b_len)
+            optim_sgd_step(n->params + b_at, n->grads + b_at, u->velocity ? u->velocity + b_at : NULL,
+                           b_len, u->lr, u->momentum, u->weight_decay);
+    }
+}
+
+void step_train(net *n, const uint8_t *labels, int B, const sgd_update *u, double *cost)
+{
+    net_forward(n, B);
+    if (ku_thread() == 0)
+        net_score(n, labels, B, cost);
+    net_backward(n, labels, B);
+    step_update(n, u);
+}
+
+void step_eval(net *n, const mnist_set *set, const data_norm *norm, int first, int B,
+               uint8_t *labels, uint8_t *miss, double *loss)
+{
+    int lo, hi;
+    ku_share(B, &lo, &hi);
+    if (hi <= lo)
+        return;
+    dataset_fill(set, norm, NULL, (uint32_t)(first + lo), hi - lo,
+                 n->act[0] + (size_t)lo * shape3_size(n->input), labels + lo);
+    net_forward_samples(n, lo, hi - lo);
+    for (int b = lo; b < hi; b++)
+        miss[b] = (uint8_t)net_sample_result(n, b, labels[b], loss ? &loss[b] : NULL);
+}
