@@ -18,6 +18,9 @@
 #include <stddef.h>
 #include <string.h>
 
+/* The rectifier, exactly as the relu layer computes it (NaN gives 0). */
+static inline float ku_relu(float x) { return x > 0.0f ? x : 0.0f; }
+
 /* KU_FUSED: whether multiply-adds are fused (x86 FMA; define KU_NO_FMA to turn it off). */
 #if defined(__FMA__) && (defined(__x86_64__) || defined(__i386__)) && !defined(KU_NO_FMA)
 #define KU_FUSED 1
@@ -45,11 +48,11 @@ static inline float ku_fma(float a, float w, float x)
 
 /* ---------------------------------------------------------------------------------------
  * Work sharing. A layer kernel runs on every thread of the current team: inside the network's
- * one parallel region per pass (net.c) it is called by all threads at once; called on its own
- * (tests, tools) KU_TEAM opens a region for it. Inside a region every thread of the team must
- * make the call (the kernels' barriers wait for all of them). Kernels divide their loops with
- * ku_share (a static, contiguous split: thread t of T gets [n*t/T, n*(t+1)/T)) and end with a
- * barrier before anything reads what another thread wrote. */
+ * parallel region (net.c) it is called by all threads at once; called on its own (tests,
+ * tools) KU_TEAM opens a region for it. Inside a region every thread of the team must make
+ * the call. Kernels divide their loops with ku_share (a static, contiguous split: thread t of
+ * T gets [n*t/T, n*(t+1)/T)) and return without a barrier; the caller puts one before
+ * anything reads what another thread wrote (net.c: only where the split changes). */
 
 /* This thread's number and the team's size (0 and 1 outside a parallel region). */
 static inline int ku_thread(void)
@@ -89,6 +92,16 @@ static inline void ku_share_floats(size_t n, size_t *lo, size_t *hi)
         *lo = n;
     if (*hi > n)
         *hi = n;
+}
+
+/* This thread's share of B samples of per_sample floats each, as a float range [*lo, *hi)
+ * (ku_share over the samples: the split the network's barrier-free layers agree on). */
+static inline void ku_share_samples(int B, size_t per_sample, size_t *lo, size_t *hi)
+{
+    int s_lo, s_hi;
+    ku_share(B, &s_lo, &s_hi);
+    *lo = (size_t)s_lo * per_sample;
+    *hi = (size_t)s_hi * per_sample;
 }
 
 /* Waits for the whole team (nothing outside a parallel region). */
@@ -434,10 +447,10 @@ KU_INLINE void ku_fc_dots(const int NB, const float *restrict w, const float *re
         tot[b] = ku_total(acc[b]);
 }
 
-/* out[n][u] = bias[u] + lane dot(w[u], x[n]) for this thread's share of the units, every
- * sample. x: B x [I], out: B x [U]. No barrier. */
+/* out[n][u] = bias[u] + lane dot(w[u], x[n]) (relu: then ku_relu) for this thread's share
+ * of the units, every sample. x: B x [I], out: B x [U]. No barrier. */
 static inline void ku_fc_forward(const float *w, const float *bias, const float *x, float *out,
-                                 int B, int U, size_t I)
+                                 int B, int U, size_t I, int relu)
 {
     int lo, hi;
     float tot[KU_ACC_MAX];
@@ -457,8 +470,10 @@ static inline void ku_fc_forward(const float *w, const float *bias, const float 
             case 2: ku_fc_dots(2, w_u, x0, I, I, tot); break;
             default: ku_fc_dots(1, w_u, x0, I, I, tot); break;
             }
-            for (int b = 0; b < nb; b++)
-                out[(size_t)(n0 + b) * U + u] = bias[u] + tot[b];
+            for (int b = 0; b < nb; b++) {
+                const float y = bias[u] + tot[b];
+                out[(size_t)(n0 + b) * U + u] = relu ? ku_relu(y) : y;
+            }
         }
     }
 }
@@ -511,47 +526,80 @@ static inline void ku_fc_backward_params(float *dw, float *dbias, const float *x
     }
 }
 
-/* Input gradient for this thread's share of the input features (whole 16-float blocks),
- * every sample: dx[n][i] = sum over u in order of g[n][u] * w[u][i], starting from 0.
- * Splitting the features rather than the samples halves the weights each thread reads that
- * another thread's update wrote. g: B x [U], dx: B x [I]. No barrier. */
-static inline void ku_fc_backward_input(const float *w, const float *g, float *dx, int B, int U,
-                                        size_t I)
+/* The input gradient sums the units in KU_FC_CHUNKS fixed chunks (chunk c: units
+ * [U*c/Q, U*(c+1)/Q)), so a thread reads only the weight rows of its own units (the rows its
+ * update writes: no row moves between cores) and the order does not depend on the thread
+ * count. */
+#define KU_FC_CHUNKS 4
+
+/* Floats of scratch ku_fc_backward_input needs for batches of up to B samples. */
+static inline size_t ku_fc_scratch_floats(int B, size_t I)
 {
-    size_t lo, hi;
-    ku_share_floats(I, &lo, &hi);
+    return (size_t)KU_FC_CHUNKS * (size_t)B * I;
+}
+
+/* out[n][i] = sum over u in [u0, u1), in order, of g[n][u] * w[u][i], starting from 0, for
+ * every sample and feature. g: B x [U], out: B x [I]. */
+static inline void ku_fc_input_units(const float *w, const float *g, float *out, int B, int U,
+                                     size_t I, int u0, int u1)
+{
     for (int n = 0; n < B; n++) {
         const float *g_n = g + (size_t)n * U;
-        float *restrict dx_n = dx + (size_t)n * I;
-        size_t i = lo;
-        for (; i + 64 <= hi; i += 64) { /* four independent chains */
+        float *restrict o_n = out + (size_t)n * I;
+        size_t i = 0;
+        for (; i + 64 <= I; i += 64) { /* four independent chains */
             ku_v16 a0 = ku_splat(0.0f), a1 = a0, a2 = a0, a3 = a0;
-            for (int u = 0; u < U; u++) {
+            for (int u = u0; u < u1; u++) {
                 const float *w_u = w + (size_t)u * I + i;
                 a0 = ku_madd(a0, g_n[u], ku_load(w_u));
                 a1 = ku_madd(a1, g_n[u], ku_load(w_u + 16));
                 a2 = ku_madd(a2, g_n[u], ku_load(w_u + 32));
                 a3 = ku_madd(a3, g_n[u], ku_load(w_u + 48));
             }
-            ku_store(dx_n + i, a0);
-            ku_store(dx_n + i + 16, a1);
-            ku_store(dx_n + i + 32, a2);
-            ku_store(dx_n + i + 48, a3);
+            ku_store(o_n + i, a0);
+            ku_store(o_n + i + 16, a1);
+            ku_store(o_n + i + 32, a2);
+            ku_store(o_n + i + 48, a3);
         }
-        for (; i + 16 <= hi; i += 16) {
+        for (; i + 16 <= I; i += 16) {
             ku_v16 a = ku_splat(0.0f);
-            for (int u = 0; u < U; u++)
+            for (int u = u0; u < u1; u++)
                 a = ku_madd(a, g_n[u], ku_load(w + (size_t)u * I + i));
-            ku_store(dx_n + i, a);
+            ku_store(o_n + i, a);
         }
-        if (i < hi) { /* the last < 16 features: independent lanes, units in order */
-            const size_t rem = hi - i;
+        if (i < I) { /* the last < 16 features: independent lanes, units in order */
+            const size_t rem = I - i;
             float a[16] = {0};
-            for (int u = 0; u < U; u++)
+            for (int u = u0; u < u1; u++)
                 for (size_t j = 0; j < rem; j++)
                     a[j] = ku_fma(a[j], g_n[u], w[(size_t)u * I + i + j]);
-            memcpy(dx_n + i, a, rem * sizeof *a);
+            memcpy(o_n + i, a, rem * sizeof *a);
         }
+    }
+}
+
+/* Input gradient, every sample: dx[n][i] = ((p0 + p1) + p2) + p3, p_c the chunk sums of
+ * ku_fc_input_units over the KU_FC_CHUNKS unit chunks. Each thread sums its share of the
+ * chunks into scratch (ku_fc_scratch_floats(B, I) floats), then, after a barrier, adds up its
+ * share of dx. g: B x [U], dx: B x [I]. No barrier at the end. */
+static inline void ku_fc_backward_input(const float *w, const float *g, float *dx, int B, int U,
+                                        size_t I, float *scratch)
+{
+    const size_t per = (size_t)B * I;
+    int c_lo, c_hi;
+    ku_share(KU_FC_CHUNKS, &c_lo, &c_hi);
+    for (int c = c_lo; c < c_hi; c++)
+        ku_fc_input_units(w, g, scratch + (size_t)c * per, B, U, I,
+                          (int)((long long)U * c / KU_FC_CHUNKS),
+                          (int)((long long)U * (c + 1) / KU_FC_CHUNKS));
+    ku_barrier();
+    size_t lo, hi;
+    ku_share_floats(per, &lo, &hi);
+    for (size_t k = lo; k < hi; k++) {
+        float a = scratch[k];
+        for (int c = 1; c < KU_FC_CHUNKS; c++)
+            a += scratch[(size_t)c * per + k];
+        dx[k] = a;
     }
 }
 

@@ -27,6 +27,7 @@ typedef struct layer_ops {
     const char *kind;        /* the config's `type` value, e.g. "conv" */
     const char *const *keys; /* kind-specific config keys, NULL-terminated (may be NULL) */
     int is_loss;             /* 1 for a loss layer (must be last) */
+    int fuses_relu;          /* 1: forward can apply a following relu itself (l->relu_out) */
 
     /* Reads the kind's keys from the config group into l->u; NULL when the kind has none.
      * Errors name the key; the caller adds file, line and layer. Returns 0 or -1. */
@@ -37,10 +38,12 @@ typedef struct layer_ops {
     int (*setup)(layer *l, lo_error *err);
 
     /* Threads (forward and backward): the network calls them from every thread of one
-     * parallel region per pass; each takes its thread's share of the work and ends with a
-     * barrier. Called outside a parallel region, they open one (KU_TEAM in kernel_util.h).
-     * Each output float is computed by one thread in an order that does not depend on the
-     * thread count.
+     * parallel region per pass; each takes its thread's share of the work (split as `split`
+     * says) and returns without a barrier: the network puts one between two kernels unless
+     * both split the samples the same way (kernel_util.h's ku_share over B), so a thread reads
+     * only what it wrote itself. Called outside a parallel region, they open one (KU_TEAM in
+     * kernel_util.h), whose end waits for the team. Each output float is computed by one
+     * thread in an order that does not depend on the thread count.
      *
      * in: B x l->in, out: B x l->out. */
     void (*forward)(const layer *l, const float *in, float *out, int B);
@@ -50,7 +53,21 @@ typedef struct layer_ops {
      * Adds the batch's parameter gradients into l->dweight / l->dbias. */
     void (*backward)(layer *l, const float *in, const float *out, const float *dout,
                      float *din, int B);
+
+    /* How forward and backward divide the work among threads: LAYER_SPLIT_FWD set when the
+     * forward pass splits the samples (ku_share(B)), reading and writing only its own
+     * samples' input and output; LAYER_SPLIT_BWD likewise for dout and din in backward, where
+     * the parameter gradients then go to l->dpartial when the network gave it one. NULL: 0
+     * (some other split, a barrier before and after). */
+    int (*split)(const layer *l);
+
+    /* Floats of kernel scratch (l->scratch) the layer needs for batches of up to max_batch
+     * samples; NULL: none. */
+    size_t (*scratch_floats)(const layer *l, int max_batch);
 } layer_ops;
+
+#define LAYER_SPLIT_FWD 1
+#define LAYER_SPLIT_BWD 2
 
 /* Settings of the kinds that have some. */
 typedef struct conv_settings {
@@ -88,6 +105,23 @@ struct layer {
 
     float *weight, *bias;   /* into the parameter arena */
     float *dweight, *dbias; /* into the gradient arena, same layout */
+
+    /* Layers whose backward splits the samples (LAYER_SPLIT_BWD) and that have parameters:
+     * per-sample parameter gradients, max_batch x (n_weight + n_bias) floats (each sample's
+     * weight gradient, then its bias gradient), which the network adds into dweight and dbias
+     * in sample order (net_backward); NULL (layers built on their own): the layer adds into
+     * dweight and dbias itself, in the same order, the same bits. */
+    float *dpartial;
+
+    /* Set by net_build where a relu layer follows a kind that fuses_relu: relu_out on the
+     * producer, whose forward then writes relu(output) (kernel_util.h's ku_relu, the same
+     * bits); relu_fused on the relu layer, whose forward is skipped and whose output tensor
+     * is the producer's. Backward is unchanged (the relu derivative reads the relu's output). */
+    int relu_out, relu_fused;
+
+    /* Kernel scratch of ops->scratch_floats floats (NULL when the kind needs none); whoever
+     * builds the layer provides it (net_build: from the network's work arena). */
+    float *scratch;
 
     /* Loss layers only: the batch's labels (B entries in 0..out.c-1), set before backward. */
     const uint8_t *labels;

@@ -1,6 +1,7 @@
-/* net.h - a network: layers in a chain, shapes inferred at build time, and four arenas
+/* net.h - a network: layers in a chain, shapes inferred at build time, and five arenas
  * allocated once (parameters, gradients in the same layout, activations, activation
- * gradients), sized for batches of up to max_batch samples. */
+ * gradients, per-sample parameter gradients with kernel scratch), sized for batches of up to max_batch
+ * samples. */
 #ifndef NET_H
 #define NET_H
 
@@ -24,6 +25,8 @@ typedef struct net {
     float **act;      /* act[0]: input (max_batch x input); act[i + 1]: layer i's output */
     float **dact;     /* dact[i]: gradient of act[i]; NULL for i = 0 and i = n_layers */
     arena param_arena, grad_arena, act_arena, dact_arena;
+    arena work_arena; /* the layers' per-sample parameter gradients and kernel scratch
+                       * (layer.h's dpartial, scratch) */
 } net;
 
 /* Builds the network from parsed layers (copied) on per-sample input shape `input`: runs each
@@ -43,12 +46,12 @@ void net_init_params(net *n, const init_config *init, uint64_t seed);
 /* Forward pass of B <= max_batch samples from n->act[0]; the loss layer's output (class
  * probabilities, B x classes) ends in n->act[n_layers]. Called outside a parallel region it
  * opens one for the whole pass; inside one, every thread of the team must call it (the
- * layers' kernels share the team and end with barriers). */
+ * layers' kernels share the team; barriers where the split changes, and at the end). */
 void net_forward(net *n, int B);
 
 /* Samples per pass of net_forward_samples: small enough that a pass's activations stay in
  * the core's own cache. */
-#define NET_SOLO_CHUNK 8
+#define NET_SOLO_CHUNK 16
 
 /* Forward pass of samples [first, first + count) of the batch in n->act[0], by the calling
  * thread alone (a team of one; in chunks of NET_SOLO_CHUNK samples), with no barrier: threads

@@ -20,14 +20,21 @@ static int act_setup(layer *l, lo_error *err)
     return 0;
 }
 
-/* in, out: B x [C][H][W]. Elementwise, so any split over threads gives the same bits. */
+/* Every activation splits the samples in both passes (elementwise: any split gives the same
+ * bits). */
+static int act_split(const layer *l)
+{
+    (void)l;
+    return LAYER_SPLIT_FWD | LAYER_SPLIT_BWD;
+}
+
+/* in, out: B x [C][H][W]. */
 static void relu_forward_team(const layer *l, const float *in, float *out, int B)
 {
     size_t lo, hi;
-    ku_share_floats((size_t)B * shape3_size(l->in), &lo, &hi);
+    ku_share_samples(B, shape3_size(l->in), &lo, &hi);
     for (size_t i = lo; i < hi; i++)
-        out[i] = in[i] > 0.0f ? in[i] : 0.0f;
-    ku_barrier();
+        out[i] = ku_relu(in[i]);
 }
 
 static void relu_forward(const layer *l, const float *in, float *out, int B)
@@ -40,10 +47,9 @@ static void relu_backward_team(const layer *l, const float *out, const float *do
                                float *din, int B)
 {
     size_t lo, hi;
-    ku_share_floats((size_t)B * shape3_size(l->in), &lo, &hi);
+    ku_share_samples(B, shape3_size(l->in), &lo, &hi);
     for (size_t i = lo; i < hi; i++)
         din[i] = out[i] > 0.0f ? dout[i] : 0.0f;
-    ku_barrier();
 }
 
 static void relu_backward(layer *l, const float *in, const float *out, const float *dout,
@@ -58,10 +64,9 @@ static void relu_backward(layer *l, const float *in, const float *out, const flo
 static void tanh_forward_team(const layer *l, const float *in, float *out, int B)
 {
     size_t lo, hi;
-    ku_share_floats((size_t)B * shape3_size(l->in), &lo, &hi);
+    ku_share_samples(B, shape3_size(l->in), &lo, &hi);
     for (size_t i = lo; i < hi; i++)
         out[i] = tanhf(in[i]);
-    ku_barrier();
 }
 
 static void tanh_forward(const layer *l, const float *in, float *out, int B)
@@ -74,10 +79,9 @@ static void tanh_backward_team(const layer *l, const float *out, const float *do
                                float *din, int B)
 {
     size_t lo, hi;
-    ku_share_floats((size_t)B * shape3_size(l->in), &lo, &hi);
+    ku_share_samples(B, shape3_size(l->in), &lo, &hi);
     for (size_t i = lo; i < hi; i++)
         din[i] = dout[i] * (1.0f - out[i] * out[i]);
-    ku_barrier();
 }
 
 static void tanh_backward(layer *l, const float *in, const float *out, const float *dout,
@@ -92,10 +96,9 @@ static void tanh_backward(layer *l, const float *in, const float *out, const flo
 static void sigmoid_forward_team(const layer *l, const float *in, float *out, int B)
 {
     size_t lo, hi;
-    ku_share_floats((size_t)B * shape3_size(l->in), &lo, &hi);
+    ku_share_samples(B, shape3_size(l->in), &lo, &hi);
     for (size_t i = lo; i < hi; i++)
         out[i] = 1.0f / (1.0f + expf(-in[i]));
-    ku_barrier();
 }
 
 static void sigmoid_forward(const layer *l, const float *in, float *out, int B)
@@ -108,10 +111,9 @@ static void sigmoid_backward_team(const layer *l, const float *out, const float 
                                   float *din, int B)
 {
     size_t lo, hi;
-    ku_share_floats((size_t)B * shape3_size(l->in), &lo, &hi);
+    ku_share_samples(B, shape3_size(l->in), &lo, &hi);
     for (size_t i = lo; i < hi; i++)
         din[i] = dout[i] * (out[i] * (1.0f - out[i]));
-    ku_barrier();
 }
 
 static void sigmoid_backward(layer *l, const float *in, const float *out, const float *dout,
@@ -130,6 +132,7 @@ const layer_ops relu_ops = {
     .setup = act_setup,
     .forward = relu_forward,
     .backward = relu_backward,
+    .split = act_split,
 };
 
 const layer_ops tanh_ops = {
@@ -140,6 +143,7 @@ const layer_ops tanh_ops = {
     .setup = act_setup,
     .forward = tanh_forward,
     .backward = tanh_backward,
+    .split = act_split,
 };
 
 const layer_ops sigmoid_ops = {
@@ -150,4 +154,5 @@ const layer_ops sigmoid_ops = {
     .setup = act_setup,
     .forward = sigmoid_forward,
     .backward = sigmoid_backward,
+    .split = act_split,
 };

@@ -14,9 +14,11 @@
  * scratch fits; they keep the plain wide kernels' order of operations exactly (same bits),
  * which stay as the fallback.
  *
- * Threads: each kernel runs on its thread's share (kernel_util.h) and ends with a barrier:
- * forward and input gradient split the samples, weight gradients the filters (the 1x1 path:
- * units, units, input features). */
+ * Threads: each kernel runs on its thread's share (kernel_util.h), no barrier (layer.h):
+ * forward and input gradient split the samples; the blocked weight gradient splits the
+ * samples too, into the network's per-sample partials (l->dpartial), or the filters when the
+ * layer has none; the other weight-gradient paths split the filters (the 1x1 path: units,
+ * units, input features). */
 #include <limits.h>
 #include <string.h>
 
@@ -150,6 +152,22 @@ static void conv_widen(float *restrict wide, const float *restrict plane, int OH
     }
 }
 
+/* plane: [OH][OW] <- wide: [OH][W] at row pitch W, the extra columns dropped; relu: through
+ * ku_relu (a fused relu layer). */
+static void conv_narrow(float *restrict plane, const float *restrict wide, int OH, int OW, int W,
+                        int relu)
+{
+    for (int oy = 0; oy < OH; oy++) {
+        float *restrict o = plane + (size_t)oy * OW;
+        const float *restrict w = wide + (size_t)oy * W;
+        if (relu)
+            for (int ox = 0; ox < OW; ox++)
+                o[ox] = ku_relu(w[ox]);
+        else
+            memcpy(o, w, (size_t)OW * sizeof *o);
+    }
+}
+
 /* One output plane on the wide-row path. in_n: [C][H][W], out_nf: [OH][OW]. Same per-output
  * order (c, ky, kx) as conv_forward_plane, so the same bits. */
 static void conv_forward_plane_wide(const layer *l, const float *restrict in_n,
@@ -171,8 +189,7 @@ static void conv_forward_plane_wide(const layer *l, const float *restrict in_n,
                 for (size_t i = 0; i < len; i++)
                     acc[i] = ku_fma(acc[i], w, src[i]);
             }
-    for (int oy = 0; oy < OH; oy++)
-        memcpy(out_nf + (size_t)oy * OW, acc + (size_t)oy * W, (size_t)OW * sizeof *out_nf);
+    conv_narrow(out_nf, acc, OH, OW, W, l->relu_out);
 }
 
 /* One output plane. in_n: [C][H][W] (one sample), out_nf: [OH][OW] (one sample, filter f).
@@ -335,21 +352,19 @@ static void conv_forward_sample_blocked(const layer *l, const float *in_n, float
         conv_taps(nf, in_n, (ptrdiff_t)H * W, W, 1, C, K, l->weight + (size_t)f0 * T, T,
                   (size_t)K * K, l->bias + f0, wide, len, len, 0, 0, 0);
         for (int f = 0; f < nf; f++)
-            for (int oy = 0; oy < OH; oy++)
-                memcpy(out_n + ((size_t)(f0 + f) * OH + oy) * OW, wide + f * len + (size_t)oy * W,
-                       (size_t)OW * sizeof *out_n);
+            conv_narrow(out_n + (size_t)(f0 + f) * OH * OW, wide + f * len, OH, OW, W,
+                        l->relu_out);
     }
 }
 
-/* The calling thread's share of the forward pass (samples; units on the 1x1 path), then a
- * barrier. in: B x [C][H][W], out: B x [F][OH][OW]. */
+/* The calling thread's share of the forward pass: samples (units on the 1x1 path).
+ * in: B x [C][H][W], out: B x [F][OH][OW]. */
 static void conv_forward_team(const layer *l, const float *in, float *out, int B)
 {
     const int F = l->out.c;
     const size_t in_size = shape3_size(l->in), out_size = shape3_size(l->out);
     if (conv_is_dense(l)) {
-        ku_fc_forward(l->weight, l->bias, in, out, B, F, in_size);
-        ku_barrier();
+        ku_fc_forward(l->weight, l->bias, in, out, B, F, in_size, l->relu_out);
         return;
     }
     const int blocked = conv_forward_blocked(l), wide = conv_is_wide(l);
@@ -368,8 +383,10 @@ static void conv_forward_team(const layer *l, const float *in, float *out, int B
             else
                 conv_forward_plane(l, in_n, out_nf, f);
         }
+        if (!wide && l->relu_out) /* a fused relu (the wide paths apply it on the way out) */
+            for (size_t i = 0; i < out_size; i++)
+                out[(size_t)n * out_size + i] = ku_relu(out[(size_t)n * out_size + i]);
     }
-    ku_barrier();
 }
 
 /* in: B x [C][H][W], out: B x [F][OH][OW]. */
@@ -427,10 +444,12 @@ static void conv_backward_filter_wide(layer *l, const float *in, const float *do
     const int OW = l->out.w, K = l->u.conv.kernel;
     const size_t in_size = shape3_size(l->in), plane = (size_t)OH * OW;
     const size_t len = conv_wide_len(l);
-    float acc[KU_LANES] = {0};
-    for (int n = 0; n < B; n++)
+    float acc[KU_LANES];
+    for (int n = 0; n < B; n++) { /* per sample, as conv_filter_grads_sample */
+        memset(acc, 0, sizeof acc);
         ku_lanes_sum(acc, dout + ((size_t)n * F + f) * plane, plane);
-    l->dbias[f] += ku_lanes_total(acc);
+        l->dbias[f] += ku_lanes_total(acc);
+    }
 
     _Alignas(64) float dwide[CONV_WIDE_MAX];
     float *dw_f = l->dweight + (size_t)f * C * K * K;
@@ -549,46 +568,46 @@ static int conv_filter_blocked(const layer *l)
     return conv_is_wide(l) && len >= 16 && (size_t)CONV_FB * (len + 16) <= CONV_SCRATCH;
 }
 
-/* Gradients of filters [f_lo, f_hi), blocked. in: B x [C][H][W], dout: B x [F][OH][OW];
- * adds into dweight[f]: [C][K][K] and dbias[f]. Per weight: one lane dot per sample,
- * samples in order, as conv_backward_filter_wide. */
-static void conv_backward_filter_blocked(layer *l, const float *in, const float *dout, int B,
-                                         int f_lo, int f_hi)
+/* Gradients of filters [f_lo, f_hi) from sample n alone, blocked. in_n: [C][H][W], dout_n:
+ * [F][OH][OW]. Per weight: one lane dot of the widened dout plane with the tap's input run,
+ * as conv_backward_filter_wide; per bias: the lane total of the dout plane. add: dw[f][..] +=
+ * and db[f] += (dw: [F][C][K][K], db: [F], the gradient layout); else = (a per-sample
+ * partial of the same layout). */
+static void conv_filter_grads_sample(const layer *l, const float *in_n, const float *dout_n,
+                                     int f_lo, int f_hi, float *dw, float *db, int add)
 {
-    const int C = l->in.c, H = l->in.h, W = l->in.w, F = l->out.c, OH = l->out.h;
-    const int OW = l->out.w, K = l->u.conv.kernel;
-    const size_t in_size = shape3_size(l->in), plane = (size_t)OH * OW;
+    const int C = l->in.c, H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
+    const int K = l->u.conv.kernel;
+    const size_t plane = (size_t)OH * OW;
     const size_t len = conv_wide_len(l), ld = (len + 15) / 16 * 16, T = (size_t)C * K * K;
     for (int f = f_lo; f < f_hi; f++) {
         float acc[KU_LANES] = {0};
-        for (int n = 0; n < B; n++)
-            ku_lanes_sum(acc, dout + ((size_t)n * F + f) * plane, plane);
-        l->dbias[f] += ku_lanes_total(acc);
+        ku_lanes_sum(acc, dout_n + (size_t)f * plane, plane);
+        const float tot = ku_lanes_total(acc);
+        db[f] = add ? db[f] + tot : tot;
     }
     _Alignas(64) float dwide[CONV_SCRATCH]; /* [nf][ld]: dout planes at pitch W, zero-padded */
     float tot[CONV_FB_MAX];
-    for (int n = 0; n < B; n++) {
-        for (int f0 = f_lo; f0 < f_hi; f0 += CONV_FB) {
-            const int nf = f_hi - f0 < CONV_FB ? f_hi - f0 : CONV_FB;
-            for (int f = 0; f < nf; f++) {
-                conv_widen(dwide + f * ld, dout + ((size_t)n * F + f0 + f) * plane, OH, OW, W);
-                memset(dwide + f * ld + len, 0, (ld - len) * sizeof *dwide);
-            }
-            for (int c = 0; c < C; c++)
-                for (int ky = 0; ky < K; ky++)
-                    for (int kx = 0; kx < K; kx++) {
-                        const float *x = in + (size_t)n * in_size + ((size_t)c * H + ky) * W + kx;
-                        switch (nf) {
-                        case 4: conv_dots16(4, dwide, ld, x, len, tot); break;
-                        case 3: conv_dots16(3, dwide, ld, x, len, tot); break;
-                        case 2: conv_dots16(2, dwide, ld, x, len, tot); break;
-                        default: conv_dots16(1, dwide, ld, x, len, tot); break;
-                        }
-                        const size_t at = ((size_t)c * K + ky) * K + kx;
-                        for (int f = 0; f < nf; f++)
-                            l->dweight[(size_t)(f0 + f) * T + at] += tot[f];
-                    }
+    for (int f0 = f_lo; f0 < f_hi; f0 += CONV_FB) {
+        const int nf = f_hi - f0 < CONV_FB ? f_hi - f0 : CONV_FB;
+        for (int f = 0; f < nf; f++) {
+            conv_widen(dwide + f * ld, dout_n + (size_t)(f0 + f) * plane, OH, OW, W);
+            memset(dwide + f * ld + len, 0, (ld - len) * sizeof *dwide);
         }
+        for (int c = 0; c < C; c++)
+            for (int ky = 0; ky < K; ky++)
+                for (int kx = 0; kx < K; kx++) {
+                    const float *x = in_n + ((size_t)c * H + ky) * W + kx;
+                    switch (nf) {
+                    case 4: conv_dots16(4, dwide, ld, x, len, tot); break;
+                    case 3: conv_dots16(3, dwide, ld, x, len, tot); break;
+                    case 2: conv_dots16(2, dwide, ld, x, len, tot); break;
+                    default: conv_dots16(1, dwide, ld, x, len, tot); break;
+                    }
+                    float *d = dw + (size_t)f0 * T + ((size_t)c * K + ky) * K + kx;
+                    for (int f = 0; f < nf; f++)
+                        d[(size_t)f * T] = add ? d[(size_t)f * T] + tot[f] : tot[f];
+                }
     }
 }
 
@@ -631,10 +650,63 @@ static void conv_backward_input_blocked(const layer *l, const float *dout_n, flo
     }
 }
 
-/* The calling thread's share of the backward pass, then a barrier: filters [lo, hi) of
- * this thread for the parameter gradients, its samples for the input gradient (1x1 path:
- * its input features). in: B x [C][H][W], dout: B x [F][OH][OW], din: B x [C][H][W] or
- * NULL. */
+/* True when the backward pass splits the samples: the blocked weight gradient (one sample
+ * at a time) and any input gradient path (always per sample). */
+static int conv_backward_by_sample(const layer *l)
+{
+    return !conv_is_dense(l) && conv_filter_blocked(l);
+}
+
+/* The 1x1 path's input-gradient chunk sums (kernel_util.h). */
+static size_t conv_scratch_floats(const layer *l, int max_batch)
+{
+    return conv_is_dense(l) ? ku_fc_scratch_floats(max_batch, shape3_size(l->in)) : 0;
+}
+
+static int conv_split(const layer *l)
+{
+    if (conv_is_dense(l))
+        return 0;
+    return LAYER_SPLIT_FWD | (conv_backward_by_sample(l) ? LAYER_SPLIT_BWD : 0);
+}
+
+/* The parameter gradients: with l->dpartial (the network's per-sample partials) each
+ * thread's samples, into their partials; without, this thread's filters over all samples in
+ * order, added into dweight/dbias (the same bits once the network adds the partials in
+ * sample order); the unblocked paths: this thread's filters, batch loop inside. */
+static void conv_backward_params(layer *l, const float *in, const float *dout, int B)
+{
+    const int F = l->out.c;
+    const size_t in_size = shape3_size(l->in), out_size = shape3_size(l->out);
+    const size_t per = l->n_weight + l->n_bias;
+    int lo, hi;
+    if (conv_backward_by_sample(l) && l->dpartial) {
+        ku_share(B, &lo, &hi);
+        for (int n = lo; n < hi; n++) {
+            float *part = l->dpartial + (size_t)n * per;
+            conv_filter_grads_sample(l, in + (size_t)n * in_size, dout + (size_t)n * out_size, 0,
+                                     F, part, part + l->n_weight, 0);
+        }
+        return;
+    }
+    ku_share(F, &lo, &hi);
+    if (conv_backward_by_sample(l)) {
+        for (int n = 0; n < B; n++)
+            conv_filter_grads_sample(l, in + (size_t)n * in_size, dout + (size_t)n * out_size,
+                                     lo, hi, l->dweight, l->dbias, 1);
+        return;
+    }
+    for (int f = lo; f < hi; f++) {
+        if (conv_is_wide(l))
+            conv_backward_filter_wide(l, in, dout, B, f);
+        else
+            conv_backward_filter(l, in, dout, B, f);
+    }
+}
+
+/* The calling thread's share of the backward pass: the parameter gradients
+ * (conv_backward_params), then the input gradient of its samples (1x1 path: units, then
+ * input features). in: B x [C][H][W], dout: B x [F][OH][OW], din: B x [C][H][W] or NULL. */
 static void conv_backward_team(layer *l, const float *in, const float *dout, float *din, int B)
 {
     const int F = l->out.c;
@@ -642,24 +714,13 @@ static void conv_backward_team(layer *l, const float *in, const float *dout, flo
     if (conv_is_dense(l)) { /* weight [F][I], in: B x [I], dout: B x [F] */
         ku_fc_backward_params(l->dweight, l->dbias, in, dout, B, F, in_size);
         if (din)
-            ku_fc_backward_input(l->weight, dout, din, B, F, in_size);
-        ku_barrier();
+            ku_fc_backward_input(l->weight, dout, din, B, F, in_size, l->scratch);
         return;
     }
-    const int wide = conv_is_wide(l);
-    int lo, hi;
-    ku_share(F, &lo, &hi);
-    if (conv_filter_blocked(l))
-        conv_backward_filter_blocked(l, in, dout, B, lo, hi);
-    else
-        for (int f = lo; f < hi; f++) {
-            if (wide)
-                conv_backward_filter_wide(l, in, dout, B, f);
-            else
-                conv_backward_filter(l, in, dout, B, f);
-        }
+    conv_backward_params(l, in, dout, B);
     if (din) {
-        const int blocked = conv_input_blocked(l);
+        const int blocked = conv_input_blocked(l), wide = conv_is_wide(l);
+        int lo, hi;
         ku_share(B, &lo, &hi);
         for (int n = lo; n < hi; n++) {
             const float *dout_n = dout + (size_t)n * out_size;
@@ -672,7 +733,6 @@ static void conv_backward_team(layer *l, const float *in, const float *dout, flo
                 conv_backward_input(l, dout_n, din_n);
         }
     }
-    ku_barrier();
 }
 
 /* in: B x [C][H][W], dout: B x [F][OH][OW], din: B x [C][H][W] or NULL. */
@@ -691,4 +751,7 @@ const layer_ops conv_ops = {
     .setup = conv_setup,
     .forward = conv_forward,
     .backward = conv_backward,
+    .fuses_relu = 1,
+    .split = conv_split,
+    .scratch_floats = conv_scratch_floats,
 };

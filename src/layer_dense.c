@@ -44,11 +44,16 @@ static int dense_setup(layer *l, lo_error *err)
     return 0;
 }
 
+/* The input gradient's chunk sums (kernel_util.h). */
+static size_t dense_scratch_floats(const layer *l, int max_batch)
+{
+    return ku_fc_scratch_floats(max_batch, shape3_size(l->in));
+}
+
 /* in: B x [I], out: B x [U], weight [U][I]. Units are split across threads. */
 static void dense_forward_team(const layer *l, const float *in, float *out, int B)
 {
-    ku_fc_forward(l->weight, l->bias, in, out, B, l->out.c, shape3_size(l->in));
-    ku_barrier();
+    ku_fc_forward(l->weight, l->bias, in, out, B, l->out.c, shape3_size(l->in), l->relu_out);
 }
 
 static void dense_forward(const layer *l, const float *in, float *out, int B)
@@ -57,8 +62,8 @@ static void dense_forward(const layer *l, const float *in, float *out, int B)
 }
 
 /* in: B x [I], dout: B x [U], din: B x [I] (overwritten) or NULL. Units are split across
- * threads for dweight/dbias (samples in order inside), input features for din (units in
- * order inside). */
+ * threads for dweight/dbias (samples in order inside) and for din's chunk sums, then din's
+ * elements (kernel_util.h). */
 static void dense_backward_team(layer *l, const float *in, const float *dout, float *din,
                                 int B)
 {
@@ -66,8 +71,7 @@ static void dense_backward_team(layer *l, const float *in, const float *dout, fl
     const size_t I = shape3_size(l->in);
     ku_fc_backward_params(l->dweight, l->dbias, in, dout, B, U, I);
     if (din)
-        ku_fc_backward_input(l->weight, dout, din, B, U, I);
-    ku_barrier();
+        ku_fc_backward_input(l->weight, dout, din, B, U, I, l->scratch);
 }
 
 static void dense_backward(layer *l, const float *in, const float *out, const float *dout,
@@ -85,4 +89,6 @@ const layer_ops dense_ops = {
     .setup = dense_setup,
     .forward = dense_forward,
     .backward = dense_backward,
+    .fuses_relu = 1,
+    .scratch_floats = dense_scratch_floats,
 };

@@ -5,8 +5,8 @@
  * may overlap (stride < size); their gradients then accumulate. 2x2 windows at stride 2
  * (LeNet's) have their own loops with the same comparisons in the same order.
  *
- * Each kernel runs on its thread's share of the (sample, channel) planes (kernel_util.h)
- * and ends with a barrier; every plane is written by one thread. */
+ * Each kernel runs on the planes of its thread's share of the samples (kernel_util.h); every
+ * plane is written by one thread. */
 #include <string.h>
 
 #include "cfg_read.h"
@@ -115,14 +115,21 @@ static void maxpool2_plane_backward(const float *restrict in_p, const float *res
     }
 }
 
+/* Both passes split the samples. */
+static int pool_split(const layer *l)
+{
+    (void)l;
+    return LAYER_SPLIT_FWD | LAYER_SPLIT_BWD;
+}
+
 /* in: B x [C][H][W], out: B x [C][OH][OW]. This thread's share of the planes. */
 static void maxpool_forward_team(const layer *l, const float *in, float *out, int B)
 {
     const int C = l->in.c, H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
     const int size = l->u.pool.size, S = l->u.pool.stride;
-    int lo, hi;
-    ku_share(B * C, &lo, &hi);
-    for (int p = lo; p < hi; p++) {
+    size_t lo, hi; /* this thread's samples' planes */
+    ku_share_samples(B, (size_t)C, &lo, &hi);
+    for (size_t p = lo; p < hi; p++) {
         const float *in_p = in + (size_t)p * H * W;
         float *out_p = out + (size_t)p * OH * OW;
         if (size == 2 && S == 2) {
@@ -135,7 +142,6 @@ static void maxpool_forward_team(const layer *l, const float *in, float *out, in
                 out_p[(size_t)oy * OW + ox] = win[pool_argmax(win, W, size)];
             }
     }
-    ku_barrier();
 }
 
 static void maxpool_forward(const layer *l, const float *in, float *out, int B)
@@ -150,9 +156,9 @@ static void maxpool_backward_team(const layer *l, const float *in, const float *
 {
     const int C = l->in.c, H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
     const int size = l->u.pool.size, S = l->u.pool.stride;
-    int lo, hi;
-    ku_share(B * C, &lo, &hi);
-    for (int p = lo; p < hi; p++) {
+    size_t lo, hi; /* this thread's samples' planes */
+    ku_share_samples(B, (size_t)C, &lo, &hi);
+    for (size_t p = lo; p < hi; p++) {
         const float *in_p = in + (size_t)p * H * W;
         const float *d_p = dout + (size_t)p * OH * OW;
         float *din_p = din + (size_t)p * H * W;
@@ -167,7 +173,6 @@ static void maxpool_backward_team(const layer *l, const float *in, const float *
                 din_p[corner + pool_argmax(in_p + corner, W, size)] += d_p[(size_t)oy * OW + ox];
             }
     }
-    ku_barrier();
 }
 
 /* din: B x [C][H][W] or NULL (then nothing to do). */
@@ -185,9 +190,9 @@ static void avgpool_forward_team(const layer *l, const float *in, float *out, in
     const int C = l->in.c, H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
     const int size = l->u.pool.size, S = l->u.pool.stride;
     const float area = (float)size * (float)size;
-    int lo, hi;
-    ku_share(B * C, &lo, &hi);
-    for (int p = lo; p < hi; p++) {
+    size_t lo, hi; /* this thread's samples' planes */
+    ku_share_samples(B, (size_t)C, &lo, &hi);
+    for (size_t p = lo; p < hi; p++) {
         const float *in_p = in + (size_t)p * H * W;
         float *out_p = out + (size_t)p * OH * OW;
         for (int oy = 0; oy < OH; oy++)
@@ -200,7 +205,6 @@ static void avgpool_forward_team(const layer *l, const float *in, float *out, in
                 out_p[(size_t)oy * OW + ox] = sum / area;
             }
     }
-    ku_barrier();
 }
 
 static void avgpool_forward(const layer *l, const float *in, float *out, int B)
@@ -215,9 +219,9 @@ static void avgpool_backward_team(const layer *l, const float *dout, float *din,
     const int C = l->in.c, H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
     const int size = l->u.pool.size, S = l->u.pool.stride;
     const float area = (float)size * (float)size;
-    int lo, hi;
-    ku_share(B * C, &lo, &hi);
-    for (int p = lo; p < hi; p++) {
+    size_t lo, hi; /* this thread's samples' planes */
+    ku_share_samples(B, (size_t)C, &lo, &hi);
+    for (size_t p = lo; p < hi; p++) {
         const float *d_p = dout + (size_t)p * OH * OW;
         float *din_p = din + (size_t)p * H * W;
         memset(din_p, 0, (size_t)H * W * sizeof *din_p);
@@ -230,7 +234,6 @@ static void avgpool_backward_team(const layer *l, const float *dout, float *din,
                         win[(size_t)ky * W + kx] += g;
             }
     }
-    ku_barrier();
 }
 
 /* din: B x [C][H][W] or NULL (then nothing to do). */
@@ -251,6 +254,7 @@ const layer_ops maxpool_ops = {
     .setup = pool_setup,
     .forward = maxpool_forward,
     .backward = maxpool_backward,
+    .split = pool_split,
 };
 
 const layer_ops avgpool_ops = {
@@ -261,4 +265,5 @@ const layer_ops avgpool_ops = {
     .setup = pool_setup,
     .forward = avgpool_forward,
     .backward = avgpool_backward,
+    .split = pool_split,
 };

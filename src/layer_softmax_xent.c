@@ -27,6 +27,13 @@ static int xent_setup(layer *l, lo_error *err)
 }
 
 /* in, out: B x [K]. out = exp(x - max) / sum, in float; samples split across threads. */
+/* Both passes split the samples. */
+static int xent_split(const layer *l)
+{
+    (void)l;
+    return LAYER_SPLIT_FWD | LAYER_SPLIT_BWD;
+}
+
 static void xent_forward_team(const layer *l, const float *in, float *out, int B)
 {
     const int K = l->out.c;
@@ -47,7 +54,6 @@ static void xent_forward_team(const layer *l, const float *in, float *out, int B
         for (int k = 0; k < K; k++)
             p[k] *= inv;
     }
-    ku_barrier();
 }
 
 static void xent_forward(const layer *l, const float *in, float *out, int B)
@@ -70,7 +76,6 @@ static void xent_backward_team(const layer *l, const float *out, float *din, int
         for (int k = 0; k < K; k++)
             d[k] = (p[k] - (k == label ? 1.0f : 0.0f)) / fb;
     }
-    ku_barrier();
 }
 
 /* din: B x [K] or NULL (nothing to do). dout is ignored: this is the last layer and the loss
@@ -104,4 +109,5 @@ const layer_ops softmax_xent_ops = {
     .setup = xent_setup,
     .forward = xent_forward,
     .backward = xent_backward,
+    .split = xent_split,
 };

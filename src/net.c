@@ -20,14 +20,30 @@ static double physical_memory(void)
 
 static double shape_floats(shape3 s) { return (double)s.c * (double)s.h * (double)s.w; }
 
+/* The layer's LAYER_SPLIT_* flags (layer.h). */
+static int layer_split(const layer *l) { return l->ops->split ? l->ops->split(l) : 0; }
+
+/* Floats of per-sample parameter gradients per sample (0: the layer takes none). */
+static size_t partial_floats(const layer *l)
+{
+    return (layer_split(l) & LAYER_SPLIT_BWD) ? l->n_weight + l->n_bias : 0;
+}
+
+/* Floats of the layer's kernel scratch for batches of max_batch. */
+static size_t scratch_floats(const layer *l, int max_batch)
+{
+    return l->ops->scratch_floats ? l->ops->scratch_floats(l, max_batch) : 0;
+}
+
 /* Runs every layer's setup in order; sums what the arenas will need (computed in double so an
  * absurd config cannot overflow). */
-static int infer_shapes(net *n, const char *source, double *param_floats, double *act_floats,
-                        int *largest, lo_error *err)
+static int infer_shapes(net *n, const char *source, double *param_floats, double *part_floats,
+                        double *act_floats, int *largest, lo_error *err)
 {
     double largest_floats = -1.0;
     shape3 shape = n->input;
     *param_floats = 0.0;
+    *part_floats = 0.0;
     *act_floats = shape_floats(shape);
     for (int i = 0; i < n->n_layers; i++) {
         layer *l = &n->layers[i];
@@ -42,8 +58,12 @@ static int infer_shapes(net *n, const char *source, double *param_floats, double
         for (int d = 0; d < l->weight_ndim; d++)
             weights *= l->weight_shape[d];
         double layer_params = (l->weight_ndim ? weights : 0.0) + (double)l->n_bias + 32.0;
-        double layer_floats = 3.0 * layer_params + 2.0 * n->max_batch * shape_floats(l->out);
+        double partials = (partial_floats(l) ? (double)n->max_batch * layer_params : 0.0) +
+                          (double)scratch_floats(l, n->max_batch);
+        double layer_floats = 3.0 * layer_params + partials + 2.0 * n->max_batch *
+                                                                  shape_floats(l->out);
         *param_floats += layer_params;
+        *part_floats += partials;
         *act_floats += shape_floats(l->out) + 16.0;
         if (layer_floats > largest_floats) {
             largest_floats = layer_floats;
@@ -54,6 +74,18 @@ static int infer_shapes(net *n, const char *source, double *param_floats, double
     return 0;
 }
 
+/* Marks each relu that follows a kind applying it itself (layer.h: relu_out, relu_fused). */
+static void mark_fused_relus(net *n)
+{
+    for (int i = 0; i < n->n_layers; i++) {
+        layer *l = &n->layers[i];
+        l->relu_out = l->ops->fuses_relu && i + 1 < n->n_layers &&
+                      n->layers[i + 1].ops == &relu_ops;
+        l->relu_fused = i > 0 && n->layers[i - 1].relu_out;
+    }
+}
+
+/* Takes every tensor from the arenas; a fused relu's output is its producer's. */
 static void place_tensors(net *n)
 {
     for (int i = 0; i < n->n_layers; i++) {
@@ -63,6 +95,10 @@ static void place_tensors(net *n)
         l->bias = l->n_bias ? arena_take(&n->param_arena, l->n_bias) : NULL;
         l->dbias = l->n_bias ? arena_take(&n->grad_arena, l->n_bias) : NULL;
         n->n_weights += l->n_weight + l->n_bias;
+        const size_t per = partial_floats(l);
+        l->dpartial = per ? arena_take(&n->work_arena, (size_t)n->max_batch * per) : NULL;
+        const size_t scratch = scratch_floats(l, n->max_batch);
+        l->scratch = scratch ? arena_take(&n->work_arena, scratch) : NULL;
     }
     n->params = n->param_arena.base;
     n->grads = n->grad_arena.base;
@@ -71,8 +107,9 @@ static void place_tensors(net *n)
     n->act[0] = arena_take(&n->act_arena, B * shape3_size(n->input));
     n->dact[0] = NULL;
     for (int i = 0; i < n->n_layers; i++) {
-        size_t floats = B * shape3_size(n->layers[i].out);
-        n->act[i + 1] = arena_take(&n->act_arena, floats);
+        layer *l = &n->layers[i];
+        size_t floats = B * shape3_size(l->out);
+        n->act[i + 1] = l->relu_fused ? n->act[i] : arena_take(&n->act_arena, floats);
         n->dact[i + 1] = i + 1 < n->n_layers ? arena_take(&n->dact_arena, floats) : NULL;
     }
 }
@@ -80,7 +117,7 @@ static void place_tensors(net *n)
 int net_build(net *n, const layer *layers, int n_layers, shape3 input, int max_batch,
               const char *source, lo_error *err)
 {
-    double param_floats, act_floats;
+    double param_floats, part_floats, act_floats;
     int largest = 0;
     memset(n, 0, sizeof *n);
     n->n_layers = n_layers;
@@ -94,12 +131,13 @@ int net_build(net *n, const layer *layers, int n_layers, shape3 input, int max_b
         return lo_fail(err, "out of memory");
     }
     memcpy(n->layers, layers, (size_t)n_layers * sizeof *layers);
-    if (infer_shapes(n, source, &param_floats, &act_floats, &largest, err) < 0) {
+    if (infer_shapes(n, source, &param_floats, &part_floats, &act_floats, &largest, err) < 0) {
         net_free(n);
         return -1;
     }
-    /* params + grads (+ momentum velocity), activations + their gradients */
-    double need = 4.0 * (3.0 * param_floats + 2.0 * act_floats * max_batch);
+    /* params + grads (+ momentum velocity), per-sample gradients and kernel scratch,
+     * activations + their gradients */
+    double need = 4.0 * (3.0 * param_floats + part_floats + 2.0 * act_floats * max_batch);
     double have = physical_memory();
     if (have > 0 && need > 0.8 * have) {
         const layer *big = &n->layers[largest];
@@ -110,16 +148,19 @@ int net_build(net *n, const layer *layers, int n_layers, shape3 input, int max_b
         net_free(n);
         return -1;
     }
+    mark_fused_relus(n);
     size_t B = (size_t)max_batch;
-    size_t p = 0, a = arena_round(B * shape3_size(input)), d = 0;
+    size_t p = 0, q = 0, a = arena_round(B * shape3_size(input)), d = 0;
     for (int i = 0; i < n_layers; i++) {
         const layer *l = &n->layers[i];
         p += arena_round(l->n_weight) + arena_round(l->n_bias);
-        a += arena_round(B * shape3_size(l->out));
+        q += arena_round(B * partial_floats(l)) + arena_round(scratch_floats(l, max_batch));
+        a += l->relu_fused ? 0 : arena_round(B * shape3_size(l->out));
         d += arena_round(B * shape3_size(l->out));
     }
     if (arena_init(&n->param_arena, p) < 0 || arena_init(&n->grad_arena, p) < 0 ||
-        arena_init(&n->act_arena, a) < 0 || arena_init(&n->dact_arena, d) < 0) {
+        arena_init(&n->act_arena, a) < 0 || arena_init(&n->dact_arena, d) < 0 ||
+        (q && arena_init(&n->work_arena, q) < 0)) {
         net_free(n);
         return lo_fail(err, "out of memory allocating the network's arenas");
     }
@@ -130,7 +171,7 @@ int net_build(net *n, const layer *layers, int n_layers, shape3 input, int max_b
 size_t net_memory_bytes(const net *n)
 {
     return sizeof(float) * (n->param_arena.size + n->grad_arena.size + n->act_arena.size +
-                            n->dact_arena.size);
+                            n->dact_arena.size + n->work_arena.size);
 }
 
 /* One weight drawn from the configured distribution for a layer with these fans. */
@@ -162,13 +203,22 @@ void net_init_params(net *n, const init_config *init, uint64_t seed)
 }
 
 /* The forward pass on every thread of the team: each layer's kernel takes its thread's
- * share and ends with a barrier, so one parallel region covers the whole pass. */
+ * share (a fused relu is skipped: the layer before applied it); a barrier goes before each
+ * layer unless it and the layer run before both split the samples (then each thread reads
+ * only outputs it wrote), and one ends the pass. */
 static void net_forward_team(net *n, int B)
 {
+    const layer *prev = NULL; /* the last layer run */
     for (int i = 0; i < n->n_layers; i++) {
         const layer *l = &n->layers[i];
+        if (l->relu_fused) /* applied by the layer before */
+            continue;
+        if (prev && !(layer_split(prev) & layer_split(l) & LAYER_SPLIT_FWD))
+            ku_barrier();
         l->ops->forward(l, n->act[i], n->act[i + 1], B);
+        prev = l;
     }
+    ku_barrier();
 }
 
 void net_forward(net *n, int B) { KU_TEAM(net_forward_team(n, B)); }
@@ -180,7 +230,8 @@ static void net_forward_range(net *n, int first, int count)
     for (int i = 0; i < n->n_layers; i++) {
         const layer *l = &n->layers[i];
         float *out = n->act[i + 1] + (size_t)first * shape3_size(l->out);
-        l->ops->forward(l, in, out, count);
+        if (!l->relu_fused)
+            l->ops->forward(l, in, out, count);
         in = out;
     }
 }
@@ -219,9 +270,29 @@ void net_param_share(const net *n, const layer *l, size_t *w_at, size_t *w_len, 
     }
 }
 
+/* Adds layer l's per-sample partials into its gradients, samples in order, for this thread's
+ * rows (net_param_share; weights and biases are laid out alike in both). */
+static void add_partials(const net *n, const layer *l, int B)
+{
+    size_t w_at, w_len, b_at, b_len;
+    const size_t per = l->n_weight + l->n_bias;
+    net_param_share(n, l, &w_at, &w_len, &b_at, &b_len);
+    const size_t w_off = w_len ? w_at - (size_t)(l->weight - n->params) : 0;
+    const size_t b_off = b_len ? b_at - (size_t)(l->bias - n->params) : 0;
+    for (int s = 0; s < B; s++) {
+        const float *p = l->dpartial + (size_t)s * per;
+        for (size_t j = 0; j < w_len; j++)
+            l->dweight[w_off + j] += p[w_off + j];
+        for (size_t j = 0; j < b_len; j++)
+            l->dbias[b_off + j] += p[l->n_weight + b_off + j];
+    }
+}
+
 /* The backward pass on every thread of the team: each thread zeroes the gradients it will
- * accumulate (net_param_share; then a barrier), then each layer's kernel runs on the team as
- * in net_forward_team. The arena's alignment padding is never written: it stays zero. */
+ * accumulate (net_param_share; then a barrier), then each layer's kernel runs on the team,
+ * with a barrier before it unless it and the layer after it both split the samples; after a
+ * last barrier each thread adds the per-sample partials of its rows. The arena's alignment
+ * padding is never written: it stays zero. */
 static void net_backward_team(net *n, const uint8_t *labels, int B)
 {
     if (ku_thread() == 0) /* read by the loss layer, after the barrier */
@@ -237,8 +308,14 @@ static void net_backward_team(net *n, const uint8_t *labels, int B)
     ku_barrier();
     for (int i = n->n_layers - 1; i >= 0; i--) {
         layer *l = &n->layers[i];
+        if (i < n->n_layers - 1 && !(layer_split(l + 1) & layer_split(l) & LAYER_SPLIT_BWD))
+            ku_barrier();
         l->ops->backward(l, n->act[i], n->act[i + 1], n->dact[i + 1], n->dact[i], B);
     }
+    ku_barrier();
+    for (int i = 0; i < n->n_layers; i++)
+        if (n->layers[i].dpartial)
+            add_partials(n, &n->layers[i], B);
 }
 
 void net_backward(net *n, const uint8_t *labels, int B)
@@ -297,6 +374,7 @@ void net_free(net *n)
     arena_free(&n->grad_arena);
     arena_free(&n->act_arena);
     arena_free(&n->dact_arena);
+    arena_free(&n->work_arena);
     free(n->layers);
     free(n->act);
     free(n->dact);

@@ -26,8 +26,11 @@
 
 /* ---- a layer with its own parameter buffers ---- */
 
+/* Largest batch the tests run a layer on. */
+#define TL_MAX_BATCH 64
+
 /* Sets up a layer of this kind on input shape `in` (settings already in l->u) and gives it
- * calloc'd parameters, filled with N(0, 0.5^2) values. */
+ * calloc'd parameters, filled with N(0, 0.5^2) values, and its kernel scratch. */
 static void tl_make(layer *l, const layer_ops *ops, shape3 in, rng *g)
 {
     lo_error err = {{0}};
@@ -45,6 +48,10 @@ static void tl_make(layer *l, const layer_ops *ops, shape3 in, rng *g)
     assert_non_null(l->dweight);
     assert_non_null(l->bias);
     assert_non_null(l->dbias);
+    /* kernel scratch for batches of up to TL_MAX_BATCH, as net_build gives it */
+    l->scratch = ops->scratch_floats ? calloc(ops->scratch_floats(l, TL_MAX_BATCH) + 1,
+                                              sizeof(float))
+                                     : NULL;
     for (size_t i = 0; i < l->n_weight; i++)
         l->weight[i] = (float)(0.5 * rng_normal(g));
     for (size_t i = 0; i < l->n_bias; i++)
@@ -53,6 +60,7 @@ static void tl_make(layer *l, const layer_ops *ops, shape3 in, rng *g)
 
 static void tl_free(layer *l)
 {
+    free(l->scratch);
     free(l->weight);
     free(l->dweight);
     free(l->bias);
@@ -441,7 +449,7 @@ static float lanes_total(float *lane)
  * that case (the wide-row path and the register-blocked kernels): out = bias + taps in
  * (c, ky, kx) order; din = 0 + terms in (f, ky, kx) order; each weight's gradient adds, per
  * sample, the lane total of its products at the wide index i = oy * W + ox (lane i % 16);
- * the bias gradient is one lane total over the samples' planes (lane = index in the plane
+ * the bias gradient adds, per sample, the lane total of its plane (lane = index in the plane
  * % 16). din, dw, db are overwritten. */
 static void conv_wide_order_reference(const layer *l, const float *in, const float *r, int B,
                                       float *out, float *din, float *dw, float *db)
@@ -479,11 +487,13 @@ static void conv_wide_order_reference(const layer *l, const float *in, const flo
                     din[(((size_t)n * C + c) * H + y) * W + x] = acc;
                 }
     for (int f = 0; f < F; f++) {
-        float lane[16] = {0};
-        for (int n = 0; n < B; n++)
+        db[f] = 0.0f;
+        for (int n = 0; n < B; n++) {
+            float lane[16] = {0};
             for (int k = 0; k < OH * OW; k++)
                 lane[k % 16] += r[((size_t)n * F + f) * OH * OW + (size_t)k];
-        db[f] = lanes_total(lane);
+            db[f] += lanes_total(lane);
+        }
         for (int n = 0; n < B; n++)
             for (int c = 0; c < C; c++)
                 for (int ky = 0; ky < K; ky++)
@@ -504,7 +514,8 @@ static void conv_wide_order_reference(const layer *l, const float *in, const flo
 /* Every stride-1, pad-0 path (register-blocked: LeNet's C1 and C3, tails of every length,
  * filter and channel counts that are not multiples of the blocks; wide rows: planes shorter
  * than a block, a plane larger than the blocked kernels' scratch) gives the reference's
- * exact bits, for 1 and several threads and batches of 3 and 8. */
+ * exact bits, for 1 and several threads, batches of 3 and 8, and with and without the
+ * network's per-sample partial gradients. */
 static void test_conv_kernels_exact(void **state)
 {
     (void)state;
@@ -530,14 +541,26 @@ static void test_conv_kernels_exact(void **state)
             fill_uniform(in, n_in, &g, -1.0, 1.0);
             fill_uniform(r, n_out, &g, -1.0, 1.0);
             conv_wide_order_reference(&l, in, r, B, rout, rdin, rdw, rdb);
-            for (int threads = 1; threads <= 3; threads += 2) {
+            const size_t per = l.n_weight + l.n_bias;
+            float *partial = tl_alloc((size_t)B * per);
+            for (int run = 0; run < 4; run++) {
+                const int threads = run % 2 ? 3 : 1, with_partials = run >= 2;
 #ifdef _OPENMP
                 omp_set_num_threads(threads);
 #endif
                 memset(l.dweight, 0, l.n_weight * sizeof(float));
                 memset(l.dbias, 0, l.n_bias * sizeof(float));
+                /* with per-sample partials (as the network gives them) summed here in sample
+                 * order, as net.c does; without, the layer adds them itself */
+                l.dpartial = with_partials ? partial : NULL;
                 conv_ops.forward(&l, in, out, B);
                 conv_ops.backward(&l, in, out, r, din, B);
+                for (int n = 0; with_partials && n < B; n++)
+                    for (size_t j = 0; j < per; j++) {
+                        float *grad = j < l.n_weight ? &l.dweight[j] : &l.dbias[j - l.n_weight];
+                        *grad += partial[(size_t)n * per + j];
+                    }
+                l.dpartial = NULL;
                 assert_memory_equal(out, rout, n_out * sizeof(float));
                 assert_memory_equal(din, rdin, n_in * sizeof(float));
                 assert_memory_equal(l.dweight, rdw, l.n_weight * sizeof(float));
@@ -551,6 +574,7 @@ static void test_conv_kernels_exact(void **state)
             free(rdin);
             free(rdw);
             free(rdb);
+            free(partial);
             tl_free(&l);
         }
 #ifdef _OPENMP
@@ -560,8 +584,9 @@ static void test_conv_kernels_exact(void **state)
 
 /* The dense layer (and conv's 1x1-output case, which shares its kernels) in the promised
  * order: out = bias + the lane total of w[u] . x[n] (lane i % 16); dw = 0 + g x over the
- * samples in order; db = (0 + g over the samples) added once; din = 0 + g w over the units
- * in order. Batches that are not multiples of the 8-sample block, rows of every tail. */
+ * samples in order; db = (0 + g over the samples) added once; din = the chunk sums (0 + g w
+ * over the chunk's units in order) added in chunk order. Batches that are not multiples of
+ * the 8-sample block, rows of every tail, fewer units than chunks. */
 static void test_dense_kernels_exact(void **state)
 {
     (void)state;
@@ -602,12 +627,16 @@ static void test_dense_kernels_exact(void **state)
                 rdw[(size_t)u * I + i] = a;
             }
         }
-        for (int n = 0; n < B; n++)
+        for (int n = 0; n < B; n++) /* units in KU_FC_CHUNKS chunks, the chunks in order */
             for (int i = 0; i < I; i++) {
-                float a = 0.0f;
-                for (int u = 0; u < U; u++)
-                    a = ku_fma(a, gr[(size_t)n * U + u], dl.weight[(size_t)u * I + i]);
-                rdin[(size_t)n * I + i] = a;
+                float sum = 0.0f;
+                for (int c = 0; c < KU_FC_CHUNKS; c++) {
+                    float a = 0.0f;
+                    for (int u = U * c / KU_FC_CHUNKS; u < U * (c + 1) / KU_FC_CHUNKS; u++)
+                        a = ku_fma(a, gr[(size_t)n * U + u], dl.weight[(size_t)u * I + i]);
+                    sum = c ? sum + a : a;
+                }
+                rdin[(size_t)n * I + i] = sum;
             }
         layer *ls[2] = {&dl, &cl};
         for (int k = 0; k < 2; k++) {
