@@ -1,5 +1,6 @@
 /* test_net.c - the network as a whole: finite-difference gradients through every kind,
- * bitwise-identical training for any thread count, checkpoint round trips and their errors,
+ * bitwise-identical training for any thread count, the same forward bits on every path
+ * (team, fused relus, one thread per sample range), checkpoint round trips and their errors,
  * the training state that resuming needs (momentum, position, shuffle stream, history).
  * (Networks too large to allocate are refused in tests/test_config.c.) */
 #define _POSIX_C_SOURCE 200809L
@@ -261,6 +262,81 @@ static void test_team_path_same_bits(void **state)
     free(plain);
 }
 
+/* Class probabilities of B samples through the layers one by one, each a standalone call on
+ * its own buffers with no relu fused (the plain definition). The caller frees the result. */
+static float *unfused_forward(const net *n, const float *input, int B)
+{
+    size_t size = (size_t)B * shape3_size(n->input);
+    float *x = malloc(size * sizeof *x);
+    assert_non_null(x);
+    memcpy(x, input, size * sizeof *x);
+    for (int i = 0; i < n->n_layers; i++) {
+        layer l = n->layers[i];
+        l.relu_out = 0;
+        float *y = malloc((size_t)B * shape3_size(l.out) * sizeof *y);
+        assert_non_null(y);
+        l.ops->forward(&l, x, y, B);
+        free(x);
+        x = y;
+    }
+    return x;
+}
+
+/* The forward pass gives the same bits whichever way it runs: the team pass with its relus
+ * fused into the layers before them and barriers only where the split changes, at 1 to 3
+ * threads; each thread alone on its own samples (net_forward_samples, as evaluation runs it);
+ * and the plain layer-by-layer definition. Every kind (small_net) and LeNet-5, whose relus
+ * follow a blocked conv, a 1x1-output conv and a dense layer. */
+static void test_forward_paths_same_bits(void **state)
+{
+    (void)state;
+    char path[4096];
+    const char *root = getenv("LENET_SOURCE_ROOT");
+    snprintf(path, sizeof path, "%s/configs/lenet5.cfg", root ? root : ".");
+    for (int which = 0; which < 2; which++) {
+        run_config cfg;
+        lo_error err;
+        net n;
+        const int B = 19;
+        if (which == 0)
+            load_config(&cfg, small_net);
+        else
+            assert_int_equal(config_load_file(&cfg, path, NULL, 0, &err), 0);
+        shape3 in = which == 0 ? (shape3){1, 11, 13} : (shape3){1, 32, 32};
+        build(&n, &cfg, in, B);
+        net_init_params(&n, &cfg.init, 8);
+        int fused = 0;
+        for (int i = 0; i < n.n_layers; i++)
+            fused += n.layers[i].relu_fused;
+        assert_int_equal(fused, which == 0 ? 1 : 4);
+        const size_t n_in = (size_t)B * shape3_size(in), n_out = (size_t)B * net_classes(&n);
+        float *input = malloc(n_in * sizeof *input);
+        assert_non_null(input);
+        random_fill(input, n_in, 21 + (uint64_t)which);
+        float *want = unfused_forward(&n, input, B);
+        for (int threads = 1; threads <= 3; threads++) {
+#ifdef _OPENMP
+            omp_set_num_threads(threads);
+#endif
+            memcpy(n.act[0], input, n_in * sizeof *input);
+            memset(n.act[n.n_layers], 0, n_out * sizeof(float));
+            net_forward(&n, B);
+            assert_memory_equal(n.act[n.n_layers], want, n_out * sizeof(float));
+            memset(n.act[n.n_layers], 0, n_out * sizeof(float));
+            net_forward_samples(&n, 0, 1);
+            net_forward_samples(&n, 1, B - 1);
+            assert_memory_equal(n.act[n.n_layers], want, n_out * sizeof(float));
+        }
+        free(want);
+        free(input);
+        net_free(&n);
+        config_free(&cfg);
+    }
+#ifdef _OPENMP
+    omp_set_num_threads(omp_get_num_procs());
+#endif
+}
+
 static void temp_path(char *buf, size_t size, const char *name)
 {
     const char *dir = getenv("TMPDIR");
@@ -462,6 +538,7 @@ int main(void)
         cmocka_unit_test(test_whole_network_gradient),
         cmocka_unit_test(test_threads_bitwise_identical),
         cmocka_unit_test(test_team_path_same_bits),
+        cmocka_unit_test(test_forward_paths_same_bits),
         cmocka_unit_test(test_checkpoint_round_trip),
         cmocka_unit_test(test_checkpoint_training_state),
     };
