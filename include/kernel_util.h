@@ -395,6 +395,22 @@ static inline void ku_total4(ku_v16 a, ku_v16 b, ku_v16 c, ku_v16 d, float *out)
 }
 #endif
 
+/* Lanes [0, rem) of p[0..rem), 0 < rem < 16, the other lanes finite (results there are
+ * discarded): ku_load_tail when the 16 floats before p + rem may be read (before: at least 16
+ * floats of the same row end at p + rem), else ku_load_part. */
+static inline ku_v16 ku_load_rem(const float *p, int rem, int before)
+{
+    return before ? ku_load_tail(p, rem) : ku_load_part(p, rem);
+}
+
+/* Stores lanes [0, rem) of v to p[0..rem). */
+static inline void ku_store_part(float *p, ku_v16 v, int rem)
+{
+    float t[16];
+    ku_store(t, v);
+    memcpy(p, t, (size_t)rem * sizeof *t);
+}
+
 /* Forces inlining where a kernel is specialised on a constant block size. */
 #if defined(__GNUC__)
 #define KU_INLINE static inline __attribute__((always_inline))
@@ -514,14 +530,12 @@ static inline void ku_fc_backward_params(float *dw, float *dbias, const float *x
                 acc = ku_madd(acc, g[(size_t)n * U + u], ku_load(x + (size_t)n * I + i));
             ku_store(dw_u + i, acc);
         }
-        if (i < I) { /* the last < 16 weights: independent lanes, samples in order */
-            const size_t rem = I - i;
-            float a[16];
-            memcpy(a, dw_u + i, rem * sizeof *a);
+        if (i < I) { /* the last < 16 weights: the same lane-wise steps on a partial vector */
+            const int rem = (int)(I - i);
+            ku_v16 a = ku_load_rem(dw_u + i, rem, I >= 16);
             for (int n = 0; n < B; n++)
-                for (size_t j = 0; j < rem; j++)
-                    a[j] = ku_fma(a[j], g[(size_t)n * U + u], x[(size_t)n * I + i + j]);
-            memcpy(dw_u + i, a, rem * sizeof *a);
+                a = ku_madd(a, g[(size_t)n * U + u], ku_load_rem(x + (size_t)n * I + i, rem, I >= 16));
+            ku_store_part(dw_u + i, a, rem);
         }
     }
 }
@@ -567,21 +581,21 @@ static inline void ku_fc_input_units(const float *w, const float *g, float *out,
                 a = ku_madd(a, g_n[u], ku_load(w + (size_t)u * I + i));
             ku_store(o_n + i, a);
         }
-        if (i < I) { /* the last < 16 features: independent lanes, units in order */
-            const size_t rem = I - i;
-            float a[16] = {0};
+        if (i < I) { /* the last < 16 features: the same lane-wise steps, units in order */
+            const int rem = (int)(I - i);
+            ku_v16 a = ku_splat(0.0f);
             for (int u = u0; u < u1; u++)
-                for (size_t j = 0; j < rem; j++)
-                    a[j] = ku_fma(a[j], g_n[u], w[(size_t)u * I + i + j]);
-            memcpy(o_n + i, a, rem * sizeof *a);
+                a = ku_madd(a, g_n[u], ku_load_rem(w + (size_t)u * I + i, rem, I >= 16));
+            ku_store_part(o_n + i, a, rem);
         }
     }
 }
 
 /* Input gradient, every sample: dx[n][i] = ((p0 + p1) + p2) + p3, p_c the chunk sums of
  * ku_fc_input_units over the KU_FC_CHUNKS unit chunks. Each thread sums its share of the
- * chunks into scratch (ku_fc_scratch_floats(B, I) floats), then, after a barrier, adds up its
- * share of dx. g: B x [U], dx: B x [I]. No barrier at the end. */
+ * chunks into scratch (ku_fc_scratch_floats(B, I) floats), then, after a barrier, adds up dx
+ * for its share of the samples (ku_share, so a following layer that splits the samples needs
+ * no barrier). g: B x [U], dx: B x [I]. No barrier at the end. */
 static inline void ku_fc_backward_input(const float *w, const float *g, float *dx, int B, int U,
                                         size_t I, float *scratch)
 {
@@ -594,7 +608,7 @@ static inline void ku_fc_backward_input(const float *w, const float *g, float *d
                           (int)((long long)U * (c + 1) / KU_FC_CHUNKS));
     ku_barrier();
     size_t lo, hi;
-    ku_share_floats(per, &lo, &hi);
+    ku_share_samples(B, I, &lo, &hi);
     for (size_t k = lo; k < hi; k++) {
         float a = scratch[k];
         for (int c = 1; c < KU_FC_CHUNKS; c++)

@@ -54,11 +54,10 @@ typedef struct layer_ops {
     void (*backward)(layer *l, const float *in, const float *out, const float *dout,
                      float *din, int B);
 
-    /* How forward and backward divide the work among threads: LAYER_SPLIT_FWD set when the
-     * forward pass splits the samples (ku_share(B)), reading and writing only its own
-     * samples' input and output; LAYER_SPLIT_BWD likewise for dout and din in backward, where
-     * the parameter gradients then go to l->dpartial when the network gave it one. NULL: 0
-     * (some other split, a barrier before and after). */
+    /* How forward and backward divide the work among threads, as LAYER_SPLIT_* flags: which
+     * tensors each thread reads or writes only for its own share of the samples (ku_share over
+     * B). A barrier goes between two layers unless the first writes by samples and the second
+     * reads by samples. NULL: 0 (a barrier before and after). */
     int (*split)(const layer *l);
 
     /* Floats of kernel scratch (l->scratch) the layer needs for batches of up to max_batch
@@ -66,8 +65,12 @@ typedef struct layer_ops {
     size_t (*scratch_floats)(const layer *l, int max_batch);
 } layer_ops;
 
-#define LAYER_SPLIT_FWD 1
-#define LAYER_SPLIT_BWD 2
+#define LAYER_FWD_READS 1  /* forward reads only its samples' input */
+#define LAYER_FWD_WRITES 2 /* forward writes only its samples' output */
+#define LAYER_BWD_READS 4  /* backward reads only its samples' dout; parameter gradients go to
+                            * l->dpartial when the network gave it one */
+#define LAYER_BWD_WRITES 8 /* backward writes only its samples' din */
+#define LAYER_BY_SAMPLE (LAYER_FWD_READS | LAYER_FWD_WRITES | LAYER_BWD_READS | LAYER_BWD_WRITES)
 
 /* Settings of the kinds that have some. */
 typedef struct conv_settings {
@@ -106,7 +109,7 @@ struct layer {
     float *weight, *bias;   /* into the parameter arena */
     float *dweight, *dbias; /* into the gradient arena, same layout */
 
-    /* Layers whose backward splits the samples (LAYER_SPLIT_BWD) and that have parameters:
+    /* Layers whose backward reads dout by samples (LAYER_BWD_READS) and that have parameters:
      * per-sample parameter gradients, max_batch x (n_weight + n_bias) floats (each sample's
      * weight gradient, then its bias gradient), which the network adds into dweight and dbias
      * in sample order (net_backward); NULL (layers built on their own): the layer adds into

@@ -25,7 +25,7 @@ static int act_setup(layer *l, lo_error *err)
 static int act_split(const layer *l)
 {
     (void)l;
-    return LAYER_SPLIT_FWD | LAYER_SPLIT_BWD;
+    return LAYER_BY_SAMPLE;
 }
 
 /* in, out: B x [C][H][W]. */

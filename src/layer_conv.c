@@ -663,11 +663,14 @@ static size_t conv_scratch_floats(const layer *l, int max_batch)
     return conv_is_dense(l) ? ku_fc_scratch_floats(max_batch, shape3_size(l->in)) : 0;
 }
 
+/* Forward and the input gradient split the samples; the weight gradient too when blocked.
+ * The 1x1 path: units, and din by samples (kernel_util.h). */
 static int conv_split(const layer *l)
 {
     if (conv_is_dense(l))
-        return 0;
-    return LAYER_SPLIT_FWD | (conv_backward_by_sample(l) ? LAYER_SPLIT_BWD : 0);
+        return LAYER_BWD_WRITES;
+    return LAYER_FWD_READS | LAYER_FWD_WRITES | LAYER_BWD_WRITES |
+           (conv_backward_by_sample(l) ? LAYER_BWD_READS : 0);
 }
 
 /* The parameter gradients: with l->dpartial (the network's per-sample partials) each

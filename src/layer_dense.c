@@ -44,6 +44,13 @@ static int dense_setup(layer *l, lo_error *err)
     return 0;
 }
 
+/* Units, then din by samples (kernel_util.h). */
+static int dense_split(const layer *l)
+{
+    (void)l;
+    return LAYER_BWD_WRITES;
+}
+
 /* The input gradient's chunk sums (kernel_util.h). */
 static size_t dense_scratch_floats(const layer *l, int max_batch)
 {
@@ -90,5 +97,6 @@ const layer_ops dense_ops = {
     .forward = dense_forward,
     .backward = dense_backward,
     .fuses_relu = 1,
+    .split = dense_split,
     .scratch_floats = dense_scratch_floats,
 };

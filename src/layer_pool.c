@@ -119,7 +119,7 @@ static void maxpool2_plane_backward(const float *restrict in_p, const float *res
 static int pool_split(const layer *l)
 {
     (void)l;
-    return LAYER_SPLIT_FWD | LAYER_SPLIT_BWD;
+    return LAYER_BY_SAMPLE;
 }
 
 /* in: B x [C][H][W], out: B x [C][OH][OW]. This thread's share of the planes. */

@@ -31,7 +31,7 @@ static int xent_setup(layer *l, lo_error *err)
 static int xent_split(const layer *l)
 {
     (void)l;
-    return LAYER_SPLIT_FWD | LAYER_SPLIT_BWD;
+    return LAYER_BY_SAMPLE;
 }
 
 static void xent_forward_team(const layer *l, const float *in, float *out, int B)

@@ -20,13 +20,13 @@ static double physical_memory(void)
 
 static double shape_floats(shape3 s) { return (double)s.c * (double)s.h * (double)s.w; }
 
-/* The layer's LAYER_SPLIT_* flags (layer.h). */
+/* The layer's LAYER_SPLIT_* flags (layer.h): LAYER_FWD_READS and so on. */
 static int layer_split(const layer *l) { return l->ops->split ? l->ops->split(l) : 0; }
 
 /* Floats of per-sample parameter gradients per sample (0: the layer takes none). */
 static size_t partial_floats(const layer *l)
 {
-    return (layer_split(l) & LAYER_SPLIT_BWD) ? l->n_weight + l->n_bias : 0;
+    return (layer_split(l) & LAYER_BWD_READS) ? l->n_weight + l->n_bias : 0;
 }
 
 /* Floats of the layer's kernel scratch for batches of max_batch. */
@@ -213,7 +213,7 @@ static void net_forward_team(net *n, int B)
         const layer *l = &n->layers[i];
         if (l->relu_fused) /* applied by the layer before */
             continue;
-        if (prev && !(layer_split(prev) & layer_split(l) & LAYER_SPLIT_FWD))
+        if (prev && !((layer_split(prev) & LAYER_FWD_WRITES) && (layer_split(l) & LAYER_FWD_READS)))
             ku_barrier();
         l->ops->forward(l, n->act[i], n->act[i + 1], B);
         prev = l;
@@ -308,7 +308,8 @@ static void net_backward_team(net *n, const uint8_t *labels, int B)
     ku_barrier();
     for (int i = n->n_layers - 1; i >= 0; i--) {
         layer *l = &n->layers[i];
-        if (i < n->n_layers - 1 && !(layer_split(l + 1) & layer_split(l) & LAYER_SPLIT_BWD))
+        if (i < n->n_layers - 1 &&
+            !((layer_split(l + 1) & LAYER_BWD_WRITES) && (layer_split(l) & LAYER_BWD_READS)))
             ku_barrier();
         l->ops->backward(l, n->act[i], n->act[i + 1], n->dact[i + 1], n->dact[i], B);
     }
