@@ -305,7 +305,7 @@ static void sgd_steps(bench *b, int B, long steps, long *pos, double *cost)
         if (p + B > b->train.count)
             p = 0;
         step_fill(n, &b->train, &b->train_norm, b->order + p, 0, B, b->labels);
-        step_train(n, b->labels, B, &u, cost);
+        step_train(n, B, &u, cost);
         if (k == steps - 1 && ku_thread() == 0)
             *pos = p + B;
     }

@@ -24,6 +24,7 @@ typedef struct net {
     float *grads;     /* the same layout as params */
     float **act;      /* act[0]: input (max_batch x input); act[i + 1]: layer i's output */
     float **dact;     /* dact[i]: gradient of act[i]; NULL for i = 0 and i = n_layers */
+    double *sample_loss; /* max_batch: each sample's cross-entropy in net_train_pass */
     arena param_arena, grad_arena, act_arena, dact_arena;
     arena work_arena; /* the layers' per-sample parameter gradients and kernel scratch
                        * (layer.h's dpartial, scratch) */
@@ -62,6 +63,17 @@ void net_forward_samples(net *n, int first, int count);
 /* Zeroes the gradients, then back-propagates the batch-mean cross-entropy of the last
  * forward pass against labels (B entries). Threads as net_forward. */
 void net_backward(net *n, const uint8_t *labels, int B);
+
+/* Points the loss layer at the batch's labels (B entries, read by net_train_pass). Inside a
+ * parallel region: one thread, before a barrier. */
+void net_set_labels(net *n, const uint8_t *labels);
+
+/* The trainer's pass on every thread of the team: net_forward, each thread's samples'
+ * cross-entropies (nats) into n->sample_loss, then net_backward against the labels given to
+ * net_set_labels; the same bits as those calls, with two barriers fewer (the loss layer's
+ * samples stay with their thread). n->sample_loss and the gradients may be read after the
+ * next barrier; the pass ends with each thread's rows of the gradients complete. */
+void net_train_pass(net *n, int B);
 
 /* This thread's share of layer l's parameters, as offsets and lengths in the parameter
  * arena (the same offsets index n->grads): the weight rows and biases (first dimension:

@@ -20,16 +20,16 @@ typedef struct sgd_update {
 } sgd_update;
 
 /* Fills samples idx[0..B) of set (idx NULL: first..first+B-1) into the network's input
- * (B x input shape, normalised and padded) and labels[0..B), this thread's share of them;
- * ends with a barrier. */
+ * (B x input shape, normalised and padded) and labels[0..B), this thread's share of them,
+ * and points the loss layer at labels; ends with a barrier. */
 void step_fill(net *n, const mnist_set *set, const data_norm *norm, const uint32_t *idx,
                int first, int B, uint8_t *labels);
 
-/* One SGD step on the batch step_fill put in the input, with labels[0..B): forward, thread 0
- * adds the batch's summed cross-entropy to *cost (in sample order), backward, then each
- * thread updates the parameters whose gradients it made. No barrier at the end: the next
- * step_fill's barrier orders the update before the next forward. */
-void step_train(net *n, const uint8_t *labels, int B, const sgd_update *u, double *cost);
+/* One SGD step on the batch step_fill put in the input and labels (net_train_pass): forward
+ * and backward, thread 0 adds the batch's summed cross-entropy to *cost (in sample order),
+ * then each thread updates the parameters whose gradients it made. No barrier at the end:
+ * the next step_fill's barrier orders the update before the next forward. */
+void step_train(net *n, int B, const sgd_update *u, double *cost);
 
 /* One evaluation batch, samples first..first+B-1 of set, with no barrier: each thread fills
  * its share of the samples (labels[0..B)), runs them through the network alone

@@ -125,8 +125,9 @@ int net_build(net *n, const layer *layers, int n_layers, shape3 input, int max_b
     n->max_batch = max_batch;
     n->layers = malloc((size_t)n_layers * sizeof *layers);
     n->act = calloc((size_t)n_layers + 1, sizeof *n->act);
+    n->sample_loss = calloc((size_t)max_batch, sizeof *n->sample_loss);
     n->dact = calloc((size_t)n_layers + 1, sizeof *n->dact);
-    if (!n->layers || !n->act || !n->dact) {
+    if (!n->layers || !n->act || !n->dact || !n->sample_loss) {
         net_free(n);
         return lo_fail(err, "out of memory");
     }
@@ -202,11 +203,11 @@ void net_init_params(net *n, const init_config *init, uint64_t seed)
     }
 }
 
-/* The forward pass on every thread of the team: each layer's kernel takes its thread's
- * share (a fused relu is skipped: the layer before applied it); a barrier goes before each
- * layer unless it and the layer run before both split the samples (then each thread reads
- * only outputs it wrote), and one ends the pass. */
-static void net_forward_team(net *n, int B)
+/* The forward pass's layers on every thread of the team: each layer's kernel takes its
+ * thread's share (a fused relu is skipped: the layer before applied it); a barrier goes before
+ * a layer unless the layer run before it writes by samples and it reads by samples (then each
+ * thread reads only outputs it wrote). No barrier after the last layer. */
+static void net_forward_layers(net *n, int B)
 {
     const layer *prev = NULL; /* the last layer run */
     for (int i = 0; i < n->n_layers; i++) {
@@ -218,6 +219,11 @@ static void net_forward_team(net *n, int B)
         l->ops->forward(l, n->act[i], n->act[i + 1], B);
         prev = l;
     }
+}
+
+static void net_forward_team(net *n, int B)
+{
+    net_forward_layers(n, B);
     ku_barrier();
 }
 
@@ -288,15 +294,10 @@ static void add_partials(const net *n, const layer *l, int B)
     }
 }
 
-/* The backward pass on every thread of the team: each thread zeroes the gradients it will
- * accumulate (net_param_share; then a barrier), then each layer's kernel runs on the team,
- * with a barrier before it unless it and the layer after it both split the samples; after a
- * last barrier each thread adds the per-sample partials of its rows. The arena's alignment
- * padding is never written: it stays zero. */
-static void net_backward_team(net *n, const uint8_t *labels, int B)
+/* Zeroes the gradients of this thread's rows (net_param_share): the rows its kernels
+ * accumulate and add the partials into, so no barrier is needed before they do. */
+static void zero_own_grads(net *n)
 {
-    if (ku_thread() == 0) /* read by the loss layer, after the barrier */
-        n->layers[n->n_layers - 1].labels = labels;
     for (int i = 0; i < n->n_layers; i++) {
         size_t w_at, w_len, b_at, b_len;
         net_param_share(n, &n->layers[i], &w_at, &w_len, &b_at, &b_len);
@@ -305,7 +306,14 @@ static void net_backward_team(net *n, const uint8_t *labels, int B)
         if (b_len)
             memset(n->grads + b_at, 0, b_len * sizeof *n->grads);
     }
-    ku_barrier();
+}
+
+/* The backward pass's layers on every thread of the team, last to first, with a barrier
+ * before a layer unless the layer after it writes din by samples and it reads dout by samples;
+ * after a last barrier each thread adds the per-sample partials of its rows. The arena's
+ * alignment padding is never written: it stays zero. */
+static void net_backward_layers(net *n, int B)
+{
     for (int i = n->n_layers - 1; i >= 0; i--) {
         layer *l = &n->layers[i];
         if (i < n->n_layers - 1 &&
@@ -319,9 +327,36 @@ static void net_backward_team(net *n, const uint8_t *labels, int B)
             add_partials(n, &n->layers[i], B);
 }
 
+static void net_backward_team(net *n, const uint8_t *labels, int B)
+{
+    if (ku_thread() == 0) /* read by the loss layer, after the barrier */
+        n->layers[n->n_layers - 1].labels = labels;
+    zero_own_grads(n);
+    ku_barrier();
+    net_backward_layers(n, B);
+}
+
 void net_backward(net *n, const uint8_t *labels, int B)
 {
     KU_TEAM(net_backward_team(n, labels, B));
+}
+
+void net_set_labels(net *n, const uint8_t *labels) { n->layers[n->n_layers - 1].labels = labels; }
+
+void net_train_pass(net *n, int B)
+{
+    const layer *loss = &n->layers[n->n_layers - 1];
+    net_forward_layers(n, B);
+    if (!(layer_split(loss) & LAYER_FWD_WRITES)) /* then the samples are not all this thread's */
+        ku_barrier();
+    int lo, hi;
+    ku_share(B, &lo, &hi);
+    for (int b = lo; b < hi; b++)
+        net_sample_result(n, b, loss->labels[b], &n->sample_loss[b]);
+    zero_own_grads(n);
+    if (!(layer_split(loss) & LAYER_BWD_READS))
+        ku_barrier();
+    net_backward_layers(n, B);
 }
 
 int net_classes(const net *n) { return n->layers[n->n_layers - 1].out.c; }
@@ -379,5 +414,6 @@ void net_free(net *n)
     free(n->layers);
     free(n->act);
     free(n->dact);
+    free(n->sample_loss);
     memset(n, 0, sizeof *n);
 }

@@ -7,6 +7,8 @@
 void step_fill(net *n, const mnist_set *set, const data_norm *norm, const uint32_t *idx,
                int first, int B, uint8_t *labels)
 {
+    if (ku_thread() == 0)
+        net_set_labels(n, labels);
     int lo, hi;
     ku_share(B, &lo, &hi);
     if (hi > lo)
@@ -32,12 +34,12 @@ static void step_update(net *n, const sgd_update *u)
     }
 }
 
-void step_train(net *n, const uint8_t *labels, int B, const sgd_update *u, double *cost)
+void step_train(net *n, int B, const sgd_update *u, double *cost)
 {
-    net_forward(n, B);
-    if (ku_thread() == 0)
-        net_score(n, labels, B, cost);
-    net_backward(n, labels, B);
+    net_train_pass(n, B);
+    if (ku_thread() == 0) /* after the pass's last barrier: every sample's loss is there */
+        for (int b = 0; b < B; b++)
+            *cost += n->sample_loss[b];
     step_update(n, u);
 }
 

@@ -532,7 +532,7 @@ static epoch_end train_epoch(run *r, int epoch, int *batch, double *cost)
         step_fill(&r->n, &r->train, &r->train_norm, r->order + first, 0, size, r->labels);
         if (end != EPOCH_DONE)
             break;
-        step_train(&r->n, r->labels, size, &u, cost);
+        step_train(&r->n, size, &u, cost);
     }
     if (end == EPOCH_DONE) { /* after the last batch */
         done = batches;
