@@ -463,15 +463,23 @@ KU_INLINE void ku_fc_dots(const int NB, const float *restrict w, const float *re
         tot[b] = ku_total(acc[b]);
 }
 
-/* out[n][u] = bias[u] + lane dot(w[u], x[n]) (relu: then ku_relu) for this thread's share
- * of the units, every sample. x: B x [I], out: B x [U]. No barrier. */
-static inline void ku_fc_forward(const float *w, const float *bias, const float *x, float *out,
-                                 int B, int U, size_t I, int relu)
+/* Weight matrices of at most this many floats (16 KiB, e.g. LeNet's output layer) are "tiny":
+ * every thread reads all of them, and their forward pass and input gradient split the
+ * samples (no barrier around them); larger ones split the units, so each thread reads only the
+ * weight rows it updates. The split changes no bit. */
+#define KU_FC_TINY_MAX 4096
+
+static inline int ku_fc_tiny(int U, size_t I) { return (size_t)U * I <= KU_FC_TINY_MAX; }
+
+/* out[n][u] = bias[u] + lane dot(w[u], x[n]) (relu: then ku_relu) for units [u_lo, u_hi)
+ * and every sample, each weight row's loads serving up to KU_FC_NB samples. x: B x [I],
+ * out: B x [U]. */
+static inline void ku_fc_forward_units(const float *w, const float *bias, const float *x,
+                                       float *out, int B, int U, size_t I, int relu, int u_lo,
+                                       int u_hi)
 {
-    int lo, hi;
     float tot[KU_ACC_MAX];
-    ku_share(U, &lo, &hi);
-    for (int u = lo; u < hi; u++) {
+    for (int u = u_lo; u < u_hi; u++) {
         const float *w_u = w + (size_t)u * I;
         for (int n0 = 0; n0 < B; n0 += KU_FC_NB) {
             const int nb = B - n0 < KU_FC_NB ? B - n0 : KU_FC_NB;
@@ -491,6 +499,22 @@ static inline void ku_fc_forward(const float *w, const float *bias, const float 
                 out[(size_t)(n0 + b) * U + u] = relu ? ku_relu(y) : y;
             }
         }
+    }
+}
+
+/* The forward pass for this thread's share: its samples (tiny weights) or its units, every
+ * sample. x: B x [I], out: B x [U]. No barrier. */
+static inline void ku_fc_forward(const float *w, const float *bias, const float *x, float *out,
+                                 int B, int U, size_t I, int relu)
+{
+    int lo, hi;
+    if (ku_fc_tiny(U, I)) {
+        ku_share(B, &lo, &hi);
+        ku_fc_forward_units(w, bias, x + (size_t)lo * I, out + (size_t)lo * U, hi - lo, U, I,
+                            relu, 0, U);
+    } else {
+        ku_share(U, &lo, &hi);
+        ku_fc_forward_units(w, bias, x, out, B, U, I, relu, lo, hi);
     }
 }
 
@@ -592,24 +616,29 @@ static inline void ku_fc_input_units(const float *w, const float *g, float *out,
 }
 
 /* Input gradient, every sample: dx[n][i] = ((p0 + p1) + p2) + p3, p_c the chunk sums of
- * ku_fc_input_units over the KU_FC_CHUNKS unit chunks. Each thread sums its share of the
- * chunks into scratch (ku_fc_scratch_floats(B, I) floats), then, after a barrier, adds up dx
- * for its share of the samples (ku_share, so a following layer that splits the samples needs
- * no barrier). g: B x [U], dx: B x [I]. No barrier at the end. */
+ * ku_fc_input_units over the KU_FC_CHUNKS unit chunks, kept in scratch
+ * (ku_fc_scratch_floats(B, I) floats). Each thread sums its share of the chunks, then, after a
+ * barrier, adds up dx for its share of the samples (ku_share, so a following layer that
+ * splits the samples needs no barrier); tiny weights: each thread does both for its samples
+ * alone, with no barrier (the same operations). g: B x [U], dx: B x [I]. No barrier at the
+ * end. */
 static inline void ku_fc_backward_input(const float *w, const float *g, float *dx, int B, int U,
                                         size_t I, float *scratch)
 {
     const size_t per = (size_t)B * I;
-    int c_lo, c_hi;
-    ku_share(KU_FC_CHUNKS, &c_lo, &c_hi);
+    const int tiny = ku_fc_tiny(U, I);
+    int lo, hi, c_lo = 0, c_hi = KU_FC_CHUNKS;
+    ku_share(B, &lo, &hi);
+    if (!tiny)
+        ku_share(KU_FC_CHUNKS, &c_lo, &c_hi);
+    const int n0 = tiny ? lo : 0, nb = tiny ? hi - lo : B;
     for (int c = c_lo; c < c_hi; c++)
-        ku_fc_input_units(w, g, scratch + (size_t)c * per, B, U, I,
-                          (int)((long long)U * c / KU_FC_CHUNKS),
+        ku_fc_input_units(w, g + (size_t)n0 * U, scratch + (size_t)c * per + (size_t)n0 * I, nb,
+                          U, I, (int)((long long)U * c / KU_FC_CHUNKS),
                           (int)((long long)U * (c + 1) / KU_FC_CHUNKS));
-    ku_barrier();
-    size_t lo, hi;
-    ku_share_samples(B, I, &lo, &hi);
-    for (size_t k = lo; k < hi; k++) {
+    if (!tiny)
+        ku_barrier();
+    for (size_t k = (size_t)lo * I; k < (size_t)hi * I; k++) {
         float a = scratch[k];
         for (int c = 1; c < KU_FC_CHUNKS; c++)
             a += scratch[(size_t)c * per + k];

@@ -664,11 +664,13 @@ static size_t conv_scratch_floats(const layer *l, int max_batch)
 }
 
 /* Forward and the input gradient split the samples; the weight gradient too when blocked.
- * The 1x1 path: units, and din by samples (kernel_util.h). */
+ * The 1x1 path as the dense layer (kernel_util.h). */
 static int conv_split(const layer *l)
 {
     if (conv_is_dense(l))
-        return LAYER_BWD_WRITES;
+        return (ku_fc_tiny(l->out.c, shape3_size(l->in)) ? LAYER_FWD_READS | LAYER_FWD_WRITES
+                                                          : 0) |
+               LAYER_BWD_WRITES;
     return LAYER_FWD_READS | LAYER_FWD_WRITES | LAYER_BWD_WRITES |
            (conv_backward_by_sample(l) ? LAYER_BWD_READS : 0);
 }

@@ -44,11 +44,12 @@ static int dense_setup(layer *l, lo_error *err)
     return 0;
 }
 
-/* Units, then din by samples (kernel_util.h). */
+/* Forward: samples for tiny weights, else units; backward: units, then din by samples
+ * (kernel_util.h). */
 static int dense_split(const layer *l)
 {
-    (void)l;
-    return LAYER_BWD_WRITES;
+    const int tiny = ku_fc_tiny(l->out.c, shape3_size(l->in));
+    return (tiny ? LAYER_FWD_READS | LAYER_FWD_WRITES : 0) | LAYER_BWD_WRITES;
 }
 
 /* The input gradient's chunk sums (kernel_util.h). */
