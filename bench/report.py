@@ -61,6 +61,17 @@ def main():
                 row += f"{cell(theirs):>13}{ratio:>8}"
         print(row)
 
+    # Scaling: each thread count's throughput against one thread's.
+    if len(threads) > 1 and threads[0] == 1:
+        for section, batch in rows:
+            row = f"{'  ' + section + ' ' + str(batch) + ': Nt / 1t':<28}"
+            base = o.get((section, 1, batch))
+            for n in threads:
+                mine = o.get((section, n, batch))
+                speedup = f"{mine['median'] / base['median']:.2f}x" if mine and base else "-"
+                row += f"{speedup:>14}" + (" " * 21 if torch else "")
+            print(row)
+
     # Achieved GFLOP/s of lenet-omp's training and evaluation against the measured FMA peak.
     row = f"{'lenet-omp GFLOP/s (% peak)':<28}"
     for n in threads:

@@ -463,11 +463,11 @@ KU_INLINE void ku_fc_dots(const int NB, const float *restrict w, const float *re
         tot[b] = ku_total(acc[b]);
 }
 
-/* Weight matrices of at most this many floats (16 KiB, e.g. LeNet's output layer) are "tiny":
+/* Weight matrices of at most this many floats (64 KiB: LeNet's F6 and output layers) are "tiny":
  * every thread reads all of them, and their forward pass and input gradient split the
  * samples (no barrier around them); larger ones split the units, so each thread reads only the
  * weight rows it updates. The split changes no bit. */
-#define KU_FC_TINY_MAX 4096
+#define KU_FC_TINY_MAX 16384
 
 static inline int ku_fc_tiny(int U, size_t I) { return (size_t)U * I <= KU_FC_TINY_MAX; }
 

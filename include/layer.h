@@ -54,6 +54,14 @@ typedef struct layer_ops {
     void (*backward)(layer *l, const float *in, const float *out, const float *dout,
                      float *din, int B);
 
+    /* Optional: backward in two parts, the input gradient (din as backward computes it; dout
+     * is ignored by a loss layer) and the parameter gradients (added as backward adds them).
+     * When backward_input reads dout by samples (LAYER_BWD_READS), the network runs it at once
+     * and backward_params after the next barrier, with whatever layer comes then. */
+    void (*backward_input)(layer *l, const float *in, const float *out, const float *dout,
+                           float *din, int B);
+    void (*backward_params)(layer *l, const float *in, const float *dout, int B);
+
     /* How forward and backward divide the work among threads, as LAYER_SPLIT_* flags: which
      * tensors each thread reads or writes only for its own share of the samples (ku_share over
      * B). A barrier goes between two layers unless the first writes by samples and the second
@@ -67,8 +75,9 @@ typedef struct layer_ops {
 
 #define LAYER_FWD_READS 1  /* forward reads only its samples' input */
 #define LAYER_FWD_WRITES 2 /* forward writes only its samples' output */
-#define LAYER_BWD_READS 4  /* backward reads only its samples' dout; parameter gradients go to
-                            * l->dpartial when the network gave it one */
+#define LAYER_BWD_READS 4  /* backward (backward_input, when the kind has it) reads only its
+                            * samples' dout; parameter gradients go to l->dpartial when the
+                            * network gave it one */
 #define LAYER_BWD_WRITES 8 /* backward writes only its samples' din */
 #define LAYER_BY_SAMPLE (LAYER_FWD_READS | LAYER_FWD_WRITES | LAYER_BWD_READS | LAYER_BWD_WRITES)
 

@@ -44,12 +44,13 @@ static int dense_setup(layer *l, lo_error *err)
     return 0;
 }
 
-/* Forward: samples for tiny weights, else units; backward: units, then din by samples
- * (kernel_util.h). */
+/* Tiny weights (kernel_util.h): the forward pass and the input gradient split the samples.
+ * Otherwise units, then din by samples. The parameter gradients always split the units. */
 static int dense_split(const layer *l)
 {
-    const int tiny = ku_fc_tiny(l->out.c, shape3_size(l->in));
-    return (tiny ? LAYER_FWD_READS | LAYER_FWD_WRITES : 0) | LAYER_BWD_WRITES;
+    if (ku_fc_tiny(l->out.c, shape3_size(l->in)))
+        return LAYER_FWD_READS | LAYER_FWD_WRITES | LAYER_BWD_READS | LAYER_BWD_WRITES;
+    return LAYER_BWD_WRITES;
 }
 
 /* The input gradient's chunk sums (kernel_util.h). */
@@ -69,17 +70,38 @@ static void dense_forward(const layer *l, const float *in, float *out, int B)
     KU_TEAM(dense_forward_team(l, in, out, B));
 }
 
-/* in: B x [I], dout: B x [U], din: B x [I] (overwritten) or NULL. Units are split across
- * threads for dweight/dbias (samples in order inside) and for din's chunk sums, then din's
- * elements (kernel_util.h). */
-static void dense_backward_team(layer *l, const float *in, const float *dout, float *din,
-                                int B)
+/* dweight, dbias += this thread's units' gradients, samples in order. in: B x [I], dout:
+ * B x [U]. */
+static void dense_params_team(layer *l, const float *in, const float *dout, int B)
 {
-    const int U = l->out.c;
-    const size_t I = shape3_size(l->in);
-    ku_fc_backward_params(l->dweight, l->dbias, in, dout, B, U, I);
+    ku_fc_backward_params(l->dweight, l->dbias, in, dout, B, l->out.c, shape3_size(l->in));
+}
+
+/* din (B x [I], overwritten; NULL: nothing) from dout (B x [U]) (kernel_util.h). */
+static void dense_input_team(layer *l, const float *dout, float *din, int B)
+{
     if (din)
-        ku_fc_backward_input(l->weight, dout, din, B, U, I, l->scratch);
+        ku_fc_backward_input(l->weight, dout, din, B, l->out.c, shape3_size(l->in), l->scratch);
+}
+
+static void dense_backward_params(layer *l, const float *in, const float *dout, int B)
+{
+    KU_TEAM(dense_params_team(l, in, dout, B));
+}
+
+static void dense_backward_input(layer *l, const float *in, const float *out, const float *dout,
+                                 float *din, int B)
+{
+    (void)in;
+    (void)out;
+    KU_TEAM(dense_input_team(l, dout, din, B));
+}
+
+/* in: B x [I], dout: B x [U], din: B x [I] (overwritten) or NULL: both parts. */
+static void dense_backward_team(layer *l, const float *in, const float *dout, float *din, int B)
+{
+    dense_params_team(l, in, dout, B);
+    dense_input_team(l, dout, din, B);
 }
 
 static void dense_backward(layer *l, const float *in, const float *out, const float *dout,
@@ -97,6 +119,8 @@ const layer_ops dense_ops = {
     .setup = dense_setup,
     .forward = dense_forward,
     .backward = dense_backward,
+    .backward_input = dense_backward_input,
+    .backward_params = dense_backward_params,
     .fuses_relu = 1,
     .split = dense_split,
     .scratch_floats = dense_scratch_floats,

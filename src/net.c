@@ -308,20 +308,47 @@ static void zero_own_grads(net *n)
     }
 }
 
+/* The parameter gradients that wait for a barrier (net_backward_layers), in layer order. */
+typedef struct deferred {
+    int n, layer[64];
+} deferred;
+
+/* Runs the deferred parameter gradients (after a barrier: every sample's dout is there). */
+static void run_deferred(net *n, deferred *d, int B)
+{
+    for (int k = 0; k < d->n; k++) {
+        layer *l = &n->layers[d->layer[k]];
+        l->ops->backward_params(l, n->act[d->layer[k]], n->dact[d->layer[k] + 1], B);
+    }
+    d->n = 0;
+}
+
 /* The backward pass's layers on every thread of the team, last to first, with a barrier
- * before a layer unless the layer after it writes din by samples and it reads dout by samples;
- * after a last barrier each thread adds the per-sample partials of its rows. The arena's
- * alignment padding is never written: it stays zero. */
+ * before a layer unless the layer after it writes din by samples and it reads dout by samples.
+ * A kind with backward_input and backward_params that reads by samples runs its input
+ * gradient at once and its parameter gradients after the next barrier. After a last barrier
+ * each thread adds the per-sample partials of its rows. The arena's alignment padding is
+ * never written: it stays zero. */
 static void net_backward_layers(net *n, int B)
 {
+    deferred later = {0};
     for (int i = n->n_layers - 1; i >= 0; i--) {
         layer *l = &n->layers[i];
-        if (i < n->n_layers - 1 &&
-            !((layer_split(l + 1) & LAYER_BWD_WRITES) && (layer_split(l) & LAYER_BWD_READS)))
+        const int pair = l->ops->backward_params != NULL;
+        const int by_sample = (layer_split(l) & LAYER_BWD_READS) && (!pair || later.n < 64);
+        if (i < n->n_layers - 1 && !((layer_split(l + 1) & LAYER_BWD_WRITES) && by_sample)) {
             ku_barrier();
-        l->ops->backward(l, n->act[i], n->act[i + 1], n->dact[i + 1], n->dact[i], B);
+            run_deferred(n, &later, B);
+        }
+        if (by_sample && pair) {
+            l->ops->backward_input(l, n->act[i], n->act[i + 1], n->dact[i + 1], n->dact[i], B);
+            later.layer[later.n++] = i;
+        } else {
+            l->ops->backward(l, n->act[i], n->act[i + 1], n->dact[i + 1], n->dact[i], B);
+        }
     }
     ku_barrier();
+    run_deferred(n, &later, B);
     for (int i = 0; i < n->n_layers; i++)
         if (n->layers[i].dpartial)
             add_partials(n, &n->layers[i], B);
