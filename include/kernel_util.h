@@ -244,6 +244,13 @@ static inline ku_vn ku_vfma(ku_vn a, ku_vn w, ku_vn x)
     return a + w * x;
 #endif
 }
+/* a + b lane-wise. */
+static inline ku_v16 ku_add(ku_v16 a, ku_v16 b)
+{
+    for (int k = 0; k < KU_NV; k++)
+        a.v[k] = a.v[k] + b.v[k];
+    return a;
+}
 /* a + w * x lane-wise, as ku_fma. */
 static inline ku_v16 ku_madd(ku_v16 a, float w, ku_v16 x)
 {
@@ -366,6 +373,12 @@ static inline ku_v16 ku_splat(float x)
         v.f[j] = x;
     return v;
 }
+static inline ku_v16 ku_add(ku_v16 a, ku_v16 b)
+{
+    for (int j = 0; j < 16; j++)
+        a.f[j] += b.f[j];
+    return a;
+}
 static inline ku_v16 ku_madd(ku_v16 a, float w, ku_v16 x)
 {
     for (int j = 0; j < 16; j++)
@@ -463,11 +476,11 @@ KU_INLINE void ku_fc_dots(const int NB, const float *restrict w, const float *re
         tot[b] = ku_total(acc[b]);
 }
 
-/* Weight matrices of at most this many floats (64 KiB: LeNet's F6 and output layers) are "tiny":
+/* Weight matrices of at most this many floats (16 KiB, e.g. LeNet's output layer) are "tiny":
  * every thread reads all of them, and their forward pass and input gradient split the
  * samples (no barrier around them); larger ones split the units, so each thread reads only the
  * weight rows it updates. The split changes no bit. */
-#define KU_FC_TINY_MAX 16384
+#define KU_FC_TINY_MAX 4096
 
 static inline int ku_fc_tiny(int U, size_t I) { return (size_t)U * I <= KU_FC_TINY_MAX; }
 
