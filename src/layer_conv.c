@@ -39,6 +39,10 @@
 #define CONV_NF_MAX KU_ACC_MAX
 #define CONV_FB_MAX 4
 
+/* Floats of stack scratch of the blocked input gradient (96 KiB): every filter's dout plane
+ * of one sample, zero-padded (e.g. 64 filters of 12x12 on a 16x16 input). */
+#define CONV_INPUT_SCRATCH 24576
+
 /* Blocks of 16 positions per conv_taps16 call for NF output channels: NF * NP accumulators,
  * at most 24 of AVX-512's 32 registers; one elsewhere (a 16-float vector takes 2 or 4
  * registers there). Only the speed depends on it. */
@@ -622,7 +626,7 @@ static size_t conv_input_pitch(const layer *l)
 static int conv_input_blocked(const layer *l)
 {
     return conv_is_wide(l) && (size_t)l->in.h * l->in.w >= 16 &&
-           (size_t)l->out.c * conv_input_pitch(l) <= CONV_SCRATCH;
+           (size_t)l->out.c * conv_input_pitch(l) <= CONV_INPUT_SCRATCH;
 }
 
 /* Input gradient of one sample, blocked. dout_n: [F][OH][OW], din_n: [C][H][W]
@@ -636,7 +640,7 @@ static void conv_backward_input_blocked(const layer *l, const float *dout_n, flo
     const int OW = l->out.w, K = l->u.conv.kernel;
     const size_t pitch = conv_input_pitch(l), P0 = (size_t)(K - 1) * W + (size_t)(K - 1);
     const size_t HW = (size_t)H * W, KK = (size_t)K * K;
-    _Alignas(64) float dpad[CONV_SCRATCH]; /* [F][pitch] */
+    _Alignas(64) float dpad[CONV_INPUT_SCRATCH]; /* [F][pitch] */
     memset(dpad, 0, (size_t)F * pitch * sizeof *dpad);
     for (int f = 0; f < F; f++)
         for (int oy = 0; oy < OH; oy++)
