@@ -569,9 +569,12 @@ static inline void ku_fc_backward_params(float *dw, float *dbias, const float *x
         }
         if (i < I) { /* the last < 16 weights: the same lane-wise steps on a partial vector */
             const int rem = (int)(I - i);
-            ku_v16 a = ku_load_rem(dw_u + i, rem, I >= 16);
-            for (int n = 0; n < B; n++)
-                a = ku_madd(a, g[(size_t)n * U + u], ku_load_rem(x + (size_t)n * I + i, rem, I >= 16));
+            const int before = I >= 16;
+            ku_v16 a = ku_load_rem(dw_u + i, rem, before);
+            for (int n = 0; n < B; n++) {
+                const ku_v16 xv = ku_load_rem(x + (size_t)n * I + i, rem, before);
+                a = ku_madd(a, g[(size_t)n * U + u], xv);
+            }
             ku_store_part(dw_u + i, a, rem);
         }
     }

@@ -1,7 +1,7 @@
 /* net.h - a network: layers in a chain, shapes inferred at build time, and five arenas
  * allocated once (parameters, gradients in the same layout, activations, activation
- * gradients, per-sample parameter gradients with kernel scratch), sized for batches of up to max_batch
- * samples. */
+ * gradients, per-sample parameter gradients with kernel scratch), sized for batches of up to
+ * max_batch samples. */
 #ifndef NET_H
 #define NET_H
 

@@ -22,15 +22,16 @@ void step_fill(net *n, const mnist_set *set, const data_norm *norm, const uint32
  * without updates. */
 static void step_update(net *n, const sgd_update *u)
 {
+    float *v = u->velocity;
     for (int i = 0; i < n->n_layers; i++) {
         size_t w_at, w_len, b_at, b_len;
         net_param_share(n, &n->layers[i], &w_at, &w_len, &b_at, &b_len);
         if (w_len)
-            optim_sgd_step(n->params + w_at, n->grads + w_at, u->velocity ? u->velocity + w_at : NULL,
-                           w_len, u->lr, u->momentum, u->weight_decay);
+            optim_sgd_step(n->params + w_at, n->grads + w_at, v ? v + w_at : NULL, w_len, u->lr,
+                           u->momentum, u->weight_decay);
         if (b_len)
-            optim_sgd_step(n->params + b_at, n->grads + b_at, u->velocity ? u->velocity + b_at : NULL,
-                           b_len, u->lr, u->momentum, u->weight_decay);
+            optim_sgd_step(n->params + b_at, n->grads + b_at, v ? v + b_at : NULL, b_len, u->lr,
+                           u->momentum, u->weight_decay);
     }
 }
 

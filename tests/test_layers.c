@@ -466,7 +466,8 @@ static void conv_wide_order_reference(const layer *l, const float *in, const flo
                     for (int c = 0; c < C; c++)
                         for (int ky = 0; ky < K; ky++)
                             for (int kx = 0; kx < K; kx++)
-                                acc = ku_fma(acc, l->weight[(((size_t)f * C + c) * K + ky) * K + kx],
+                                acc = ku_fma(acc,
+                                             l->weight[(((size_t)f * C + c) * K + ky) * K + kx],
                                              in[(((size_t)n * C + c) * H + oy + ky) * W + ox + kx]);
                     out[(((size_t)n * F + f) * OH + oy) * OW + ox] = acc;
                 }
@@ -481,7 +482,8 @@ static void conv_wide_order_reference(const layer *l, const float *in, const flo
                                 const int oy = y - ky, ox = x - kx;
                                 if (oy < 0 || oy >= OH || ox < 0 || ox >= OW)
                                     continue;
-                                acc = ku_fma(acc, l->weight[(((size_t)f * C + c) * K + ky) * K + kx],
+                                acc = ku_fma(acc,
+                                             l->weight[(((size_t)f * C + c) * K + ky) * K + kx],
                                              r[(((size_t)n * F + f) * OH + oy) * OW + ox]);
                             }
                     din[(((size_t)n * C + c) * H + y) * W + x] = acc;
@@ -502,9 +504,10 @@ static void conv_wide_order_reference(const layer *l, const float *in, const flo
                         for (int oy = 0; oy < OH; oy++)
                             for (int ox = 0; ox < OW; ox++) {
                                 const int i = oy * W + ox;
-                                lane2[i % 16] =
-                                    ku_fma(lane2[i % 16], r[(((size_t)n * F + f) * OH + oy) * OW + ox],
-                                           in[(((size_t)n * C + c) * H + oy + ky) * W + ox + kx]);
+                                const float d = r[(((size_t)n * F + f) * OH + oy) * OW + ox];
+                                lane2[i % 16] = ku_fma(
+                                    lane2[i % 16], d,
+                                    in[(((size_t)n * C + c) * H + oy + ky) * W + ox + kx]);
                             }
                         dw[(((size_t)f * C + c) * K + ky) * K + kx] += lanes_total(lane2);
                     }
@@ -612,7 +615,8 @@ static void test_dense_kernels_exact(void **state)
             for (int u = 0; u < U; u++) {
                 float lane[16] = {0};
                 for (int i = 0; i < I; i++)
-                    lane[i % 16] = ku_fma(lane[i % 16], dl.weight[(size_t)u * I + i], x[(size_t)n * I + i]);
+                    lane[i % 16] = ku_fma(lane[i % 16], dl.weight[(size_t)u * I + i],
+                                          x[(size_t)n * I + i]);
                 rout[(size_t)n * U + u] = dl.bias[u] + lanes_total(lane);
             }
         for (int u = 0; u < U; u++) {
