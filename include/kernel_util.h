@@ -81,19 +81,6 @@ static inline void ku_share(int n, int *lo, int *hi)
     *hi = (int)(n * (t + 1) / T);
 }
 
-/* This thread's contiguous share [*lo, *hi) of n elements, in whole 16-float blocks (so
- * neighbouring threads do not write the same cache line of an aligned array). */
-static inline void ku_share_floats(size_t n, size_t *lo, size_t *hi)
-{
-    const size_t blocks = (n + 15) / 16, t = (size_t)ku_thread(), T = (size_t)ku_threads();
-    *lo = blocks * t / T * 16;
-    *hi = blocks * (t + 1) / T * 16;
-    if (*lo > n)
-        *lo = n;
-    if (*hi > n)
-        *hi = n;
-}
-
 /* This thread's share of B samples of per_sample floats each, as a float range [*lo, *hi)
  * (ku_share over the samples: the split the network's barrier-free layers agree on). */
 static inline void ku_share_samples(int B, size_t per_sample, size_t *lo, size_t *hi)
@@ -469,7 +456,7 @@ KU_INLINE void ku_fc_dots(const int NB, const float *restrict w, const float *re
         const ku_v16 wv = ku_load_part(w + 16 * full, rem);
         for (int b = 0; b < NB; b++) {
             const float *xb = x + b * ldx + 16 * full;
-            acc[b] = ku_madd_v(acc[b], wv, full ? ku_load_tail(xb, rem) : ku_load_part(xb, rem));
+            acc[b] = ku_madd_v(acc[b], wv, ku_load_rem(xb, rem, full > 0));
         }
     }
     for (int b = 0; b < NB; b++)
