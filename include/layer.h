@@ -37,12 +37,13 @@ typedef struct layer_ops {
      * l->fan_out and l->weight_shape. Runs once, at build time. Returns 0 or -1. */
     int (*setup)(layer *l, lo_error *err);
 
-    /* Threads (forward and backward): the network calls them from every thread of one
-     * parallel region per pass; each takes its thread's share of the work (split as `split`
-     * says) and returns without a barrier: the network puts one between two kernels unless
-     * both split the samples the same way (kernel_util.h's ku_share over B), so a thread reads
-     * only what it wrote itself. Called outside a parallel region, they open one (KU_TEAM in
-     * kernel_util.h), whose end waits for the team. Each output float is computed by one
+    /* Threads (forward and backward): the network calls them from every thread of the
+     * current parallel region (one per epoch in training); each takes its thread's share of
+     * the work (as `split` says) and returns without a barrier at its end (a kernel with two
+     * phases may wait for the team between them): the network puts one between two kernels
+     * unless the first writes and the second reads by samples (kernel_util.h's ku_share over
+     * B), so a thread reads only what it wrote itself. Called outside a parallel region, they
+     * open one (KU_TEAM in kernel_util.h), whose end waits for the team. Each output float is computed by one
      * thread in an order that does not depend on the thread count.
      *
      * in: B x l->in, out: B x l->out. */
