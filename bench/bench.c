@@ -30,12 +30,12 @@
 #endif
 
 #include "config.h"
-#include "kernel_util.h"
 #include "dataset.h"
 #include "mnist.h"
 #include "net.h"
 #include "rng.h"
 #include "step.h"
+#include "team.h"
 #include "train.h"
 
 #define MAX_REPEATS 99
@@ -300,13 +300,15 @@ static void sgd_steps(bench *b, int B, long steps, long *pos, double *cost)
     const sgd_update u = {(float)config_lr(&b->cfg, 1), (float)t->momentum,
                           (float)t->weight_decay, b->velocity};
     long at = *pos;
-    KU_OMP("omp parallel")
+    TEAM_OMP("omp parallel")
     for (long k = 0, p = at; k < steps; k++, p += B) {
         if (p + B > b->train.count)
             p = 0;
         step_fill(n, &b->train, &b->train_norm, b->order + p, 0, B, b->labels);
-        step_train(n, B, &u, cost);
-        if (k == steps - 1 && ku_thread() == 0)
+        const pass_ctx ps = {.training = 1, .epoch = 1, .seed = b->cfg.seed, .sample0 = (uint64_t)p,
+                         .batch = B, .labels = b->labels};
+        step_train(n, &ps, B, &u, cost);
+        if (k == steps - 1 && team_thread() == 0)
             *pos = p + B;
     }
 }
@@ -348,20 +350,20 @@ static stats bench_eval(bench *b)
 static stats time_layer(bench *b, int i, int bwd, int B)
 {
     net *n = &b->n;
-    layer *l = &n->layers[i];
     double v[MAX_REPEATS];
     long calls = 1;
     for (int r = -1; r < b->repeats; r++) {
         double t0, dt;
         for (;;) {
             t0 = now();
-            KU_OMP("omp parallel") /* one region, as in training: the kernels' barriers only */
+            const pass_ctx p = {.training = 1, .epoch = 1, .seed = b->cfg.seed, .batch = B,
+                            .labels = b->labels};
+            TEAM_OMP("omp parallel") /* one region, as in training */
             for (long c = 0; c < calls; c++) {
                 if (bwd)
-                    l->ops->backward(l, n->act[i], n->act[i + 1], n->dact[i + 1], n->dact[i], B);
+                    net_layer_backward(n, &p, i, B);
                 else
-                    l->ops->forward(l, n->act[i], n->act[i + 1], B);
-                ku_barrier();
+                    net_layer_forward(n, &p, i, B);
             }
             dt = now() - t0;
             if (r >= 0 || dt >= LAYER_TARGET_S)
@@ -385,14 +387,15 @@ static void bench_layers(bench *b, int threads, double peak)
     /* A real batch through the whole net first, so every arena holds realistic values. */
     net_init_params(n, &b->cfg.init, b->cfg.seed * 2u);
     dataset_fill(&b->train, &b->train_norm, b->order, 0, B, n->act[0], b->labels);
-    net_forward(n, B);
+    const pass_ctx p = {.training = 1, .epoch = 1, .seed = b->cfg.seed, .batch = B,
+                    .labels = b->labels};
+    net_train_pass(n, &p, B);
     net_score(n, b->labels, B, &cost);
-    net_backward(n, b->labels, B); /* also sets the loss layer's labels pointer */
     printf("  per layer, batch %-2d %17s %8s %12s %12s\n", B, "fwd us", "bwd us", "fwd GFLOP/s",
            "bwd GFLOP/s");
     int shown = n->n_layers < 256 ? n->n_layers : 256;
     for (int i = 0; i < shown; i++) {
-        /* a relu fused into the layer before has no forward pass of its own */
+        /* a relu fused into the layer before has no forward pass_ctx of its own */
         fs[i] = n->layers[i].relu_fused ? (stats){0, 0, 0} : time_layer(b, i, 0, B);
         gs[i] = time_layer(b, i, 1, B);
     }
@@ -447,7 +450,8 @@ static int open_bench(bench *b, const char *path, lo_error *err)
     int max_batch = EVAL_BATCH > 64 ? EVAL_BATCH : 64;
     if (net_build(&b->n, b->cfg.layers, b->cfg.n_layers,
                   dataset_input_shape(&b->train, d->padding), max_batch, b->cfg.source,
-                  err) < 0)
+                  err) < 0 ||
+        net_prepare_training(&b->n, max_batch, err) < 0)
         return -1;
     /* The first epoch's sample order, as train.c shuffles it. */
     rng shuffle;

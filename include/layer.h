@@ -2,13 +2,31 @@
  *
  * Tensors are float32, NCHW, one batch at a time: a layer's input is B x in.c x in.h x in.w
  * floats, its output B x out.c x out.h x out.w floats, both contiguous. Parameters and
- * gradients live in arenas owned by the network; a layer only holds pointers into them. */
+ * gradients live in arenas owned by the network; a layer only holds pointers into them.
+ *
+ * Threads: the network owns them (net_pass.c). A kernel is a plain function over the range
+ * it is given, by a layer_split the kind declares per phase: a range of samples, a range of
+ * output channels ("rows"), or, by default, the whole batch in one call on one thread. The
+ * network decides the ranges, places the barriers and owns which thread finishes and updates
+ * which parameters; no kernel calls OpenMP. A kind that declares nothing runs correctly at
+ * any thread count (on one thread, between barriers).
+ *
+ * Parameter gradients are sums over the batch in one fixed order (gradtree.h: per-sample
+ * contributions added up by a binary tree), so their bits do not depend on the thread count.
+ * A kind gives its parameter gradient one of three ways, as split(l, LAYER_GRAD) says:
+ *   LAYER_BY_SAMPLE  grad_sample: one sample's gradient; the network adds them up;
+ *   LAYER_BY_ROWS    grad_rows: the tree's sum over a block of samples for a range of weight
+ *                    rows (gradtree.h's order, computed by the kernel: same bits as above);
+ *   LAYER_WHOLE      backward adds the batch's gradient into dweight/dbias itself (zeroed
+ *                    by the network before): correct at any thread count, in the kind's own
+ *                    order. */
 #ifndef LAYER_H
 #define LAYER_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conv_kernels.h"
 #include "lo_error.h"
 
 /* Per-sample shape: channels x height x width. */
@@ -21,6 +39,30 @@ static inline size_t shape3_size(shape3 s) { return (size_t)s.c * (size_t)s.h * 
 
 typedef struct layer layer;
 struct config_setting_t;
+
+/* How a phase's work is divided (layer_ops.split). */
+typedef enum layer_split {
+    LAYER_WHOLE = 0, /* one call over the whole batch, samples [0, B), on one thread */
+    LAYER_BY_SAMPLE, /* calls over ranges of samples [lo, hi): each reads and writes only those
+                      * samples of in, out, dout and din */
+    LAYER_BY_ROWS    /* calls over ranges of output channels [lo, hi) of out.c, every sample:
+                      * each writes only those channels (of out; of din for backward, where
+                      * then in.c == out.c) */
+} layer_split;
+
+/* The phases a kind declares a split for. */
+typedef enum layer_phase { LAYER_FORWARD, LAYER_BACKWARD, LAYER_GRAD } layer_phase;
+
+/* What a pass tells the kernels: one per thread (scratch is the thread's own). */
+typedef struct pass_ctx {
+    int training;       /* 1 in a training pass (batch statistics, dropout), 0 in evaluation */
+    int epoch;          /* the epoch of a training pass, from 1 (0 in evaluation) */
+    uint64_t seed;      /* the run's seed (per-sample random streams) */
+    uint64_t sample0;   /* position in the epoch's order of the batch's sample 0 */
+    int batch;          /* B: samples in the batch */
+    const uint8_t *labels; /* the batch's labels (B entries; read by the loss kind) */
+    float *scratch;     /* this thread's kernel scratch: layer_ops.scratch_floats floats */
+} pass_ctx;
 
 /* One entry of the registry: a layer kind and its operations. */
 typedef struct layer_ops {
@@ -37,53 +79,48 @@ typedef struct layer_ops {
      * l->fan_out and l->weight_shape. Runs once, at build time. Returns 0 or -1. */
     int (*setup)(layer *l, lo_error *err);
 
-    /* Threads (forward and backward): the network calls them from every thread of the
-     * current parallel region (one per epoch in training); each takes its thread's share of
-     * the work (as `split` says) and returns without a barrier at its end (a kernel with two
-     * phases may wait for the team between them): the network puts one between two kernels
-     * unless the first writes and the second reads by samples (kernel_util.h's ku_share over
-     * B), so a thread reads only what it wrote itself. Called outside a parallel region, they
-     * open one (KU_TEAM in kernel_util.h), whose end waits for the team. Each output float is computed by one
-     * thread in an order that does not depend on the thread count.
-     *
-     * in: B x l->in, out: B x l->out. */
-    void (*forward)(const layer *l, const float *in, float *out, int B);
+    /* How each phase divides its work; NULL: LAYER_WHOLE for every phase. LAYER_GRAD only
+     * matters for kinds with parameters. May depend on the shapes and on training (1 in a
+     * training pass), never on the thread count. */
+    layer_split (*split)(const layer *l, layer_phase phase, int training);
 
-    /* in, out: the forward pass's tensors; dout: B x l->out (ignored by a loss layer, which
-     * uses l->labels instead); din: B x l->in, overwritten (NULL: not needed, first layer).
-     * Adds the batch's parameter gradients into l->dweight / l->dbias. */
-    void (*backward)(layer *l, const float *in, const float *out, const float *dout,
-                     float *din, int B);
+    /* in: B x l->in, out: B x l->out (the whole batch's tensors); computes the outputs of
+     * the range [lo, hi) that split(LAYER_FORWARD) says. */
+    void (*forward)(const layer *l, const pass_ctx *p, const float *in, float *out, int lo, int hi);
 
-    /* Optional: backward in two parts, the input gradient (din as backward computes it; dout
-     * is ignored by a loss layer) and the parameter gradients (added as backward adds them).
-     * When backward_input reads dout by samples (LAYER_BWD_READS), the network runs it at once
-     * and backward_params after the next barrier, with whatever layer comes then. */
-    void (*backward_input)(layer *l, const float *in, const float *out, const float *dout,
-                           float *din, int B);
-    void (*backward_params)(layer *l, const float *in, const float *dout, int B);
+    /* The input gradient of the range [lo, hi) (split(LAYER_BACKWARD)): in, out as forward;
+     * dout: B x l->out (a loss kind reads p->labels instead); din: B x l->in, overwritten, or
+     * NULL (the first layer: nothing to compute but, for LAYER_WHOLE gradients, dweight and
+     * dbias). */
+    void (*backward)(layer *l, const pass_ctx *p, const float *in, const float *out,
+                     const float *dout, float *din, int lo, int hi);
 
-    /* How forward and backward divide the work among threads, as LAYER_SPLIT_* flags: which
-     * tensors each thread reads or writes only for its own share of the samples (ku_share over
-     * B). A barrier goes between two layers unless the first writes by samples and the second
-     * reads by samples. NULL: 0 (a barrier before and after). */
-    int (*split)(const layer *l);
+    /* LAYER_BY_SAMPLE: sample n's parameter gradient into dw (n_weight floats) and db
+     * (n_bias floats), overwritten. in, out, dout: the batch's tensors. */
+    void (*grad_sample)(const layer *l, const pass_ctx *p, const float *in, const float *out,
+                        const float *dout, int n, float *dw, float *db);
 
-    /* Floats of kernel scratch (l->scratch) the layer needs for batches of up to max_batch
-     * samples; NULL: none. */
-    size_t (*scratch_floats)(const layer *l, int max_batch);
+    /* LAYER_BY_ROWS: for weight rows [r0, r1) (first dimension of the weight; bias entries
+     * alike), the sum over samples [n0, n1) of their gradients in gradtree.h's order, into
+     * dw and db (the whole tensors' layout; only those rows written). [n0, n1) is one node
+     * of the tree: n1 - n0 a power of two, n0 a multiple of it. */
+    void (*grad_rows)(const layer *l, const pass_ctx *p, const float *in, const float *out,
+                      const float *dout, int n0, int n1, int r0, int r1, float *dw,
+                      float *db);
+
+    /* Loss kinds: sample n's loss (nats) given its label, after forward (in, out: the
+     * batch's tensors). */
+    double (*loss)(const layer *l, const float *in, const float *out, int n, int label);
+
+    /* Floats of per-thread kernel scratch (pass.scratch) one call needs, for any range;
+     * NULL: none. */
+    size_t (*scratch_floats)(const layer *l);
 } layer_ops;
 
-#define LAYER_FWD_READS 1  /* forward reads only its samples' input */
-#define LAYER_FWD_WRITES 2 /* forward writes only its samples' output */
-#define LAYER_BWD_READS 4  /* backward (backward_input, when the kind has it) reads only its
-                            * samples' dout; parameter gradients go to l->dpartial when the
-                            * network gave it one */
-#define LAYER_BWD_WRITES 8 /* backward writes only its samples' din */
-#define LAYER_BY_SAMPLE (LAYER_FWD_READS | LAYER_FWD_WRITES | LAYER_BWD_READS | LAYER_BWD_WRITES)
-
-/* Settings of the kinds that have some. */
+/* Settings of the kinds that have some. conv and dense both start with the geometry their
+ * kernels run on (conv_kernels.h; set by setup), read through either member. */
 typedef struct conv_settings {
+    conv_geom g;
     int filters, kernel, stride, pad;
 } conv_settings;
 
@@ -92,6 +129,7 @@ typedef struct pool_settings {
 } pool_settings;
 
 typedef struct dense_settings {
+    conv_geom g;
     int units;
 } dense_settings;
 
@@ -119,25 +157,11 @@ struct layer {
     float *weight, *bias;   /* into the parameter arena */
     float *dweight, *dbias; /* into the gradient arena, same layout */
 
-    /* Layers whose backward reads dout by samples (LAYER_BWD_READS) and that have parameters:
-     * per-sample parameter gradients, max_batch x (n_weight + n_bias) floats (each sample's
-     * weight gradient, then its bias gradient), which the network adds into dweight and dbias
-     * in sample order (net_backward); NULL (layers built on their own): the layer adds into
-     * dweight and dbias itself, in the same order, the same bits. */
-    float *dpartial;
-
     /* Set by net_build where a relu layer follows a kind that fuses_relu: relu_out on the
-     * producer, whose forward then writes relu(output) (kernel_util.h's ku_relu, the same
-     * bits); relu_fused on the relu layer, whose forward is skipped and whose output tensor
-     * is the producer's. Backward is unchanged (the relu derivative reads the relu's output). */
+     * producer, whose forward then writes relu(output) (vec16.h's ku_relu, the same bits);
+     * relu_fused on the relu layer, whose forward is skipped and whose output tensor is the
+     * producer's. Backward is unchanged (the relu derivative reads the relu's output). */
     int relu_out, relu_fused;
-
-    /* Kernel scratch of ops->scratch_floats floats (NULL when the kind needs none); whoever
-     * builds the layer provides it (net_build: from the network's work arena). */
-    float *scratch;
-
-    /* Loss layers only: the batch's labels (B entries in 0..out.c-1), set before backward. */
-    const uint8_t *labels;
 };
 
 #endif

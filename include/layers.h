@@ -13,8 +13,14 @@ extern const layer_ops tanh_ops;         /* layer_act.c */
 extern const layer_ops sigmoid_ops;      /* layer_act.c */
 extern const layer_ops softmax_xent_ops; /* layer_softmax_xent.c */
 
-/* Cross-entropy of one sample from its logits (classes floats), computed stably as
- * logsumexp(logits) - logits[label], in nats. */
-double softmax_xent_sample_loss(const float *logits, int classes, int label);
+/* The convolution's ops on l->u.conv.g (layer_conv.c), shared by every kind whose settings
+ * start with a conv_geom (conv, dense). */
+void conv_layer_forward(const layer *l, const pass_ctx *p, const float *in, float *out, int lo,
+                        int hi);
+void conv_layer_backward(layer *l, const pass_ctx *p, const float *in, const float *out,
+                         const float *dout, float *din, int lo, int hi);
+void conv_layer_grad_sample(const layer *l, const pass_ctx *p, const float *in, const float *out,
+                            const float *dout, int n, float *dw, float *db);
+size_t conv_layer_scratch_floats(const layer *l);
 
 #endif

@@ -56,7 +56,8 @@ static void classify(net *n, const mnist_set *set, const data_norm *norm, int *p
     for (int first = 0; first < set->count; first += step) {
         int B = set->count - first < step ? set->count - first : step;
         dataset_fill(set, norm, NULL, (uint32_t)first, B, n->act[0], labels);
-        net_forward(n, B);
+        const pass_ctx ps = {.training = 0, .batch = B, .labels = labels};
+        net_forward(n, &ps, B);
         for (int b = 0; b < B; b++) {
             const float *p = n->act[n->n_layers] + (size_t)b * classes;
             int best = 0;

@@ -1,10 +1,10 @@
 /* layer_act.c - elementwise activations: relu, tanh, sigmoid. Shape-preserving, no
- * parameters; backward uses the forward output (each derivative is a function of y). */
+ * parameters; backward uses the forward output (each derivative is a function of y). Every
+ * kernel runs over a range of samples. */
 #include <math.h>
 
-#include "kernel_util.h"
 #include "layers.h"
-
+#include "vec16.h"
 
 /* out = in; no parameters. */
 static int act_setup(layer *l, lo_error *err)
@@ -20,139 +20,116 @@ static int act_setup(layer *l, lo_error *err)
     return 0;
 }
 
-/* Every activation splits the samples in both passes (elementwise: any split gives the same
- * bits). */
-static int act_split(const layer *l)
+/* Elementwise: any split gives the same bits. */
+static layer_split act_split(const layer *l, layer_phase phase, int training)
 {
     (void)l;
+    (void)phase;
+    (void)training;
     return LAYER_BY_SAMPLE;
 }
 
-/* in, out: B x [C][H][W]. */
-static void relu_forward_team(const layer *l, const float *in, float *out, int B)
+/* The floats [*a, *b) of samples [lo, hi). */
+static void sample_floats(const layer *l, int lo, int hi, size_t *a, size_t *b)
 {
-    size_t lo, hi;
-    ku_share_samples(B, shape3_size(l->in), &lo, &hi);
-    for (size_t i = lo; i < hi; i++)
+    *a = (size_t)lo * shape3_size(l->in);
+    *b = (size_t)hi * shape3_size(l->in);
+}
+
+/* in, out: B x [C][H][W]. */
+static void relu_forward(const layer *l, const pass_ctx *p, const float *in, float *out, int lo,
+                         int hi)
+{
+    (void)p;
+    size_t a, b;
+    sample_floats(l, lo, hi, &a, &b);
+    for (size_t i = a; i < b; i++)
         out[i] = ku_relu(in[i]);
 }
 
-static void relu_forward(const layer *l, const float *in, float *out, int B)
-{
-    KU_TEAM(relu_forward_team(l, in, out, B));
-}
-
 /* din = dout where y > 0, else 0. out, dout, din: B x [C][H][W]. */
-static void relu_backward_team(const layer *l, const float *out, const float *dout,
-                               float *din, int B)
+static void relu_backward(layer *l, const pass_ctx *p, const float *in, const float *out,
+                          const float *dout, float *din, int lo, int hi)
 {
-    size_t lo, hi;
-    ku_share_samples(B, shape3_size(l->in), &lo, &hi);
-    for (size_t i = lo; i < hi; i++)
+    (void)p;
+    (void)in;
+    size_t a, b;
+    if (!din)
+        return;
+    sample_floats(l, lo, hi, &a, &b);
+    for (size_t i = a; i < b; i++)
         din[i] = out[i] > 0.0f ? dout[i] : 0.0f;
 }
 
-static void relu_backward(layer *l, const float *in, const float *out, const float *dout,
-                          float *din, int B)
+static void tanh_forward(const layer *l, const pass_ctx *p, const float *in, float *out, int lo,
+                         int hi)
 {
-    (void)in;
-    if (din)
-        KU_TEAM(relu_backward_team(l, out, dout, din, B));
-}
-
-/* in, out: B x [C][H][W]. */
-static void tanh_forward_team(const layer *l, const float *in, float *out, int B)
-{
-    size_t lo, hi;
-    ku_share_samples(B, shape3_size(l->in), &lo, &hi);
-    for (size_t i = lo; i < hi; i++)
+    (void)p;
+    size_t a, b;
+    sample_floats(l, lo, hi, &a, &b);
+    for (size_t i = a; i < b; i++)
         out[i] = tanhf(in[i]);
 }
 
-static void tanh_forward(const layer *l, const float *in, float *out, int B)
-{
-    KU_TEAM(tanh_forward_team(l, in, out, B));
-}
-
 /* din = dout * (1 - y^2). */
-static void tanh_backward_team(const layer *l, const float *out, const float *dout,
-                               float *din, int B)
+static void tanh_backward(layer *l, const pass_ctx *p, const float *in, const float *out,
+                          const float *dout, float *din, int lo, int hi)
 {
-    size_t lo, hi;
-    ku_share_samples(B, shape3_size(l->in), &lo, &hi);
-    for (size_t i = lo; i < hi; i++)
+    (void)p;
+    (void)in;
+    size_t a, b;
+    if (!din)
+        return;
+    sample_floats(l, lo, hi, &a, &b);
+    for (size_t i = a; i < b; i++)
         din[i] = dout[i] * (1.0f - out[i] * out[i]);
 }
 
-static void tanh_backward(layer *l, const float *in, const float *out, const float *dout,
-                          float *din, int B)
+/* 1 / (1 + e^-x). */
+static void sigmoid_forward(const layer *l, const pass_ctx *p, const float *in, float *out, int lo,
+                            int hi)
 {
-    (void)in;
-    if (din)
-        KU_TEAM(tanh_backward_team(l, out, dout, din, B));
-}
-
-/* in, out: B x [C][H][W]: 1 / (1 + e^-x). */
-static void sigmoid_forward_team(const layer *l, const float *in, float *out, int B)
-{
-    size_t lo, hi;
-    ku_share_samples(B, shape3_size(l->in), &lo, &hi);
-    for (size_t i = lo; i < hi; i++)
+    (void)p;
+    size_t a, b;
+    sample_floats(l, lo, hi, &a, &b);
+    for (size_t i = a; i < b; i++)
         out[i] = 1.0f / (1.0f + expf(-in[i]));
 }
 
-static void sigmoid_forward(const layer *l, const float *in, float *out, int B)
-{
-    KU_TEAM(sigmoid_forward_team(l, in, out, B));
-}
-
 /* din = dout * y (1 - y). */
-static void sigmoid_backward_team(const layer *l, const float *out, const float *dout,
-                                  float *din, int B)
+static void sigmoid_backward(layer *l, const pass_ctx *p, const float *in, const float *out,
+                             const float *dout, float *din, int lo, int hi)
 {
-    size_t lo, hi;
-    ku_share_samples(B, shape3_size(l->in), &lo, &hi);
-    for (size_t i = lo; i < hi; i++)
-        din[i] = dout[i] * (out[i] * (1.0f - out[i]));
-}
-
-static void sigmoid_backward(layer *l, const float *in, const float *out, const float *dout,
-                             float *din, int B)
-{
+    (void)p;
     (void)in;
-    if (din)
-        KU_TEAM(sigmoid_backward_team(l, out, dout, din, B));
+    size_t a, b;
+    if (!din)
+        return;
+    sample_floats(l, lo, hi, &a, &b);
+    for (size_t i = a; i < b; i++)
+        din[i] = dout[i] * (out[i] * (1.0f - out[i]));
 }
 
 const layer_ops relu_ops = {
     .kind = "relu",
-    .keys = NULL,
-    .is_loss = 0,
-    .parse = NULL,
     .setup = act_setup,
+    .split = act_split,
     .forward = relu_forward,
     .backward = relu_backward,
-    .split = act_split,
 };
 
 const layer_ops tanh_ops = {
     .kind = "tanh",
-    .keys = NULL,
-    .is_loss = 0,
-    .parse = NULL,
     .setup = act_setup,
+    .split = act_split,
     .forward = tanh_forward,
     .backward = tanh_backward,
-    .split = act_split,
 };
 
 const layer_ops sigmoid_ops = {
     .kind = "sigmoid",
-    .keys = NULL,
-    .is_loss = 0,
-    .parse = NULL,
     .setup = act_setup,
+    .split = act_split,
     .forward = sigmoid_forward,
     .backward = sigmoid_backward,
-    .split = act_split,
 };

@@ -1,13 +1,9 @@
-/* layer_dense.c - fully connected layer (PyTorch Linear layout) on the flattened input.
- *
- * Forward dot products go through a 16-lane accumulator (vectorisable, fixed order);
- * backward loops are axpy rows. Each output float is written by one thread, so results
- * are bitwise identical for any thread count. */
+/* layer_dense.c - fully connected layer (PyTorch Linear layout) on the flattened input: the
+ * convolution whose kernel covers the whole input (one output position), so it runs on the
+ * convolution's kernels (conv_kernels.h) and layer_conv.c's ops. */
 #include <limits.h>
-#include <string.h>
 
 #include "cfg_read.h"
-#include "kernel_util.h"
 #include "layers.h"
 
 static const char *const dense_keys[] = {"units", NULL};
@@ -41,87 +37,29 @@ static int dense_setup(layer *l, lo_error *err)
     l->weight_shape[3] = 0;
     l->fan_in = (int)in_size;
     l->fan_out = units;
+    l->u.dense.g = conv_geom_make(in.c, in.h, in.w, units, in.h, in.w, 1, 0);
     return 0;
 }
 
-/* Tiny weights (kernel_util.h): the forward pass and the input gradient split the samples.
- * Otherwise units, then din by samples. The parameter gradients always split the units. */
-static int dense_split(const layer *l)
+/* Every phase splits the samples; the parameter gradient is per sample. */
+static layer_split dense_split(const layer *l, layer_phase phase, int training)
 {
-    if (ku_fc_tiny(l->out.c, shape3_size(l->in)))
-        return LAYER_FWD_READS | LAYER_FWD_WRITES | LAYER_BWD_READS | LAYER_BWD_WRITES;
-    return LAYER_BWD_WRITES;
-}
-
-/* The input gradient's chunk sums (kernel_util.h). */
-static size_t dense_scratch_floats(const layer *l, int max_batch)
-{
-    return ku_fc_scratch_floats(max_batch, shape3_size(l->in));
-}
-
-/* in: B x [I], out: B x [U], weight [U][I]. Units are split across threads. */
-static void dense_forward_team(const layer *l, const float *in, float *out, int B)
-{
-    ku_fc_forward(l->weight, l->bias, in, out, B, l->out.c, shape3_size(l->in), l->relu_out);
-}
-
-static void dense_forward(const layer *l, const float *in, float *out, int B)
-{
-    KU_TEAM(dense_forward_team(l, in, out, B));
-}
-
-/* dweight, dbias += this thread's units' gradients, samples in order. in: B x [I], dout:
- * B x [U]. */
-static void dense_params_team(layer *l, const float *in, const float *dout, int B)
-{
-    ku_fc_backward_params(l->dweight, l->dbias, in, dout, B, l->out.c, shape3_size(l->in));
-}
-
-/* din (B x [I], overwritten; NULL: nothing) from dout (B x [U]) (kernel_util.h). */
-static void dense_input_team(layer *l, const float *dout, float *din, int B)
-{
-    if (din)
-        ku_fc_backward_input(l->weight, dout, din, B, l->out.c, shape3_size(l->in), l->scratch);
-}
-
-static void dense_backward_params(layer *l, const float *in, const float *dout, int B)
-{
-    KU_TEAM(dense_params_team(l, in, dout, B));
-}
-
-static void dense_backward_input(layer *l, const float *in, const float *out, const float *dout,
-                                 float *din, int B)
-{
-    (void)in;
-    (void)out;
-    KU_TEAM(dense_input_team(l, dout, din, B));
-}
-
-/* in: B x [I], dout: B x [U], din: B x [I] (overwritten) or NULL: both parts. */
-static void dense_backward_team(layer *l, const float *in, const float *dout, float *din, int B)
-{
-    dense_params_team(l, in, dout, B);
-    dense_input_team(l, dout, din, B);
-}
-
-static void dense_backward(layer *l, const float *in, const float *out, const float *dout,
-                           float *din, int B)
-{
-    (void)out;
-    KU_TEAM(dense_backward_team(l, in, dout, din, B));
+    (void)l;
+    (void)phase;
+    (void)training;
+    return LAYER_BY_SAMPLE;
 }
 
 const layer_ops dense_ops = {
     .kind = "dense",
     .keys = dense_keys,
     .is_loss = 0,
+    .fuses_relu = 1,
     .parse = dense_parse,
     .setup = dense_setup,
-    .forward = dense_forward,
-    .backward = dense_backward,
-    .backward_input = dense_backward_input,
-    .backward_params = dense_backward_params,
-    .fuses_relu = 1,
     .split = dense_split,
-    .scratch_floats = dense_scratch_floats,
+    .forward = conv_layer_forward,
+    .backward = conv_layer_backward,
+    .grad_sample = conv_layer_grad_sample,
+    .scratch_floats = conv_layer_scratch_floats,
 };

@@ -1,18 +1,15 @@
-/* layer_pool.c - max and average pooling over square windows, per channel, no padding.
+/* layer_pool.c - max and average pooling over square windows, per channel, no padding, any
+ * size and stride; every kernel runs over a range of samples.
  *
  * Max pooling stores no indices: backward recomputes each window's first maximal element
- * (row-major scan, strict >) from the forward input, the same scan forward uses. Windows
- * may overlap (stride < size); their gradients then accumulate. 2x2 windows at stride 2
- * (LeNet's) have their own loops with the same comparisons in the same order.
- *
- * Each kernel runs on the planes of its thread's share of the samples (kernel_util.h); every
- * plane is written by one thread. */
+ * (row-major scan, strict >), the comparisons forward makes. Windows may overlap (stride <
+ * size); their gradients then accumulate, windows in scan order. The loops run along a row of
+ * windows (ox innermost), so they vectorise for any window. */
 #include <string.h>
 
 #include "cfg_read.h"
-#include "kernel_util.h"
+#include "vec16.h"
 #include "layers.h"
-
 
 static const char *const pool_keys[] = {"size", "stride", NULL};
 
@@ -50,151 +47,112 @@ static int pool_setup(layer *l, lo_error *err)
     return 0;
 }
 
-/* Offset in a [H][W] plane of the first maximal element of the window whose top-left
- * corner is at win (row stride W, size x size). */
-static size_t pool_argmax(const float *win, int W, int size)
-{
-    size_t best = 0;
-    float m = win[0];
-    for (int ky = 0; ky < size; ky++)
-        for (int kx = 0; kx < size; kx++) {
-            size_t at = (size_t)ky * W + kx;
-            if (win[at] > m) {
-                m = win[at];
-                best = at;
-            }
-        }
-    return best;
-}
+/* Output columns handled at once by maxpool's row loops (their state lives on the stack). */
+#define POOL_COLS 64
 
-/* One plane, 2x2 windows at stride 2. in_p: [H][W], out_p: [OH][OW]. The first maximum in
- * row-major order (strict >), as pool_argmax. */
-static void maxpool2_plane_forward(const float *restrict in_p, float *restrict out_p, int W,
-                                   int OH, int OW)
-{
-    for (int oy = 0; oy < OH; oy++) {
-        const float *r0 = in_p + (size_t)2 * oy * W, *r1 = r0 + W;
-        float *o = out_p + (size_t)oy * OW;
-        for (int ox = 0; ox < OW; ox++) {
-            const float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
-            float m = a;
-            m = b > m ? b : m;
-            m = c > m ? c : m;
-            m = d > m ? d : m;
-            o[ox] = m;
-        }
-    }
-}
-
-/* One plane's input gradient, 2x2 windows at stride 2. in_p, din_p: [H][W] (din_p
- * overwritten), d_p: [OH][OW]. Each window's first maximum gets 0 + its gradient (as the
- * generic path's += into zeros), the rest of the plane 0. */
-static void maxpool2_plane_backward(const float *restrict in_p, const float *restrict d_p,
-                                    float *restrict din_p, int H, int W, int OH, int OW)
-{
-    if (2 * OH != H || 2 * OW != W)
-        memset(din_p, 0, (size_t)H * W * sizeof *din_p);
-    for (int oy = 0; oy < OH; oy++) {
-        const float *r0 = in_p + (size_t)2 * oy * W, *r1 = r0 + W;
-        float *d0 = din_p + (size_t)2 * oy * W, *d1 = d0 + W;
-        const float *g = d_p + (size_t)oy * OW;
-        for (int ox = 0; ox < OW; ox++) {
-            const float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
-            /* the scan's winner: d if it beats max(a, b, c), else c if it beats max(a, b),
-             * else b if it beats a, else a (the comparisons pool_argmax makes); written as
-             * selects so the loop vectorises */
-            const float mab = b > a ? b : a, mabc = c > mab ? c : mab;
-            const float v = 0.0f + g[ox];
-            const float vd = d > mabc ? v : 0.0f, rc = d > mabc ? 0.0f : v;
-            const float vc = c > mab ? rc : 0.0f, rb = c > mab ? 0.0f : rc;
-            d0[2 * ox] = b > a ? 0.0f : rb;
-            d0[2 * ox + 1] = b > a ? rb : 0.0f;
-            d1[2 * ox] = vc;
-            d1[2 * ox + 1] = vd;
-        }
-    }
-}
-
-/* Both passes split the samples. */
-static int pool_split(const layer *l)
+/* Every phase splits the samples. */
+static layer_split pool_split(const layer *l, layer_phase phase, int training)
 {
     (void)l;
+    (void)phase;
+    (void)training;
     return LAYER_BY_SAMPLE;
 }
 
-/* in: B x [C][H][W], out: B x [C][OH][OW]. This thread's share of the planes. */
-static void maxpool_forward_team(const layer *l, const float *in, float *out, int B)
+/* m[j] = the window maximum (first in scan order) and at[j] its offset from the window's
+ * corner, for the windows of output row oy, columns [ox0, ox0 + nc). in_p: [H][W]. S is a
+ * constant in the callers' specialisations, so the loads along j vectorise. */
+KU_INLINE void max_row(const float *in_p, int W, int size, int S, int oy, int ox0, int nc,
+                       float *restrict m, int *restrict at)
 {
-    const int C = l->in.c, H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
-    const int size = l->u.pool.size, S = l->u.pool.stride;
-    size_t lo, hi; /* this thread's samples' planes */
-    ku_share_samples(B, (size_t)C, &lo, &hi);
-    for (size_t p = lo; p < hi; p++) {
-        const float *in_p = in + (size_t)p * H * W;
-        float *out_p = out + (size_t)p * OH * OW;
-        if (size == 2 && S == 2) {
-            maxpool2_plane_forward(in_p, out_p, W, OH, OW);
-            continue;
+    const float *corner = in_p + (size_t)oy * S * W + (size_t)ox0 * S;
+    for (int j = 0; j < nc; j++) {
+        m[j] = corner[(size_t)j * S];
+        at[j] = 0;
+    }
+    for (int ky = 0; ky < size; ky++)
+        for (int kx = ky ? 0 : 1; kx < size; kx++) {
+            const float *src = corner + (size_t)ky * W + kx;
+            const int off = ky * W + kx;
+            for (int j = 0; j < nc; j++) {
+                const float v = src[(size_t)j * S];
+                at[j] = v > m[j] ? off : at[j];
+                m[j] = v > m[j] ? v : m[j];
+            }
         }
+}
+
+static void max_row_any(const float *in_p, int W, int size, int S, int oy, int ox0, int nc,
+                        float *m, int *at)
+{
+    switch (S) {
+    case 1: max_row(in_p, W, size, 1, oy, ox0, nc, m, at); break;
+    case 2: max_row(in_p, W, size, 2, oy, ox0, nc, m, at); break;
+    default: max_row(in_p, W, size, S, oy, ox0, nc, m, at); break;
+    }
+}
+
+/* in: B x [C][H][W], out: B x [C][OH][OW], samples [lo, hi). */
+static void maxpool_forward(const layer *l, const pass_ctx *p, const float *in, float *out, int lo,
+                            int hi)
+{
+    (void)p;
+    const int H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
+    const int size = l->u.pool.size, S = l->u.pool.stride;
+    float m[POOL_COLS];
+    int at[POOL_COLS];
+    for (size_t q = (size_t)lo * l->in.c; q < (size_t)hi * l->in.c; q++) { /* planes */
+        const float *in_p = in + q * H * W;
+        float *out_p = out + q * OH * OW;
         for (int oy = 0; oy < OH; oy++)
-            for (int ox = 0; ox < OW; ox++) {
-                const float *win = in_p + (size_t)oy * S * W + (size_t)ox * S;
-                out_p[(size_t)oy * OW + ox] = win[pool_argmax(win, W, size)];
+            for (int ox0 = 0; ox0 < OW; ox0 += POOL_COLS) {
+                const int nc = OW - ox0 < POOL_COLS ? OW - ox0 : POOL_COLS;
+                max_row_any(in_p, W, size, S, oy, ox0, nc, m, at);
+                memcpy(out_p + (size_t)oy * OW + ox0, m, (size_t)nc * sizeof *m);
             }
     }
 }
 
-static void maxpool_forward(const layer *l, const float *in, float *out, int B)
+/* in, din: B x [C][H][W] (din overwritten), dout: B x [C][OH][OW], samples [lo, hi): din = 0,
+ * then each window's first maximum += its gradient, windows in scan order. */
+static void maxpool_backward(layer *l, const pass_ctx *p, const float *in, const float *out,
+                             const float *dout, float *din, int lo, int hi)
 {
-    KU_TEAM(maxpool_forward_team(l, in, out, B));
-}
-
-/* in: B x [C][H][W], dout: B x [C][OH][OW], din: B x [C][H][W] (overwritten). Each plane of
- * din is written by one thread, windows in scan order. */
-static void maxpool_backward_team(const layer *l, const float *in, const float *dout,
-                                  float *din, int B)
-{
-    const int C = l->in.c, H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
+    (void)p;
+    (void)out;
+    if (!din)
+        return;
+    const int H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
     const int size = l->u.pool.size, S = l->u.pool.stride;
-    size_t lo, hi; /* this thread's samples' planes */
-    ku_share_samples(B, (size_t)C, &lo, &hi);
-    for (size_t p = lo; p < hi; p++) {
-        const float *in_p = in + (size_t)p * H * W;
-        const float *d_p = dout + (size_t)p * OH * OW;
-        float *din_p = din + (size_t)p * H * W;
-        if (size == 2 && S == 2) {
-            maxpool2_plane_backward(in_p, d_p, din_p, H, W, OH, OW);
-            continue;
-        }
+    float m[POOL_COLS];
+    int at[POOL_COLS];
+    for (size_t q = (size_t)lo * l->in.c; q < (size_t)hi * l->in.c; q++) {
+        const float *in_p = in + q * H * W, *d_p = dout + q * OH * OW;
+        float *din_p = din + q * H * W;
         memset(din_p, 0, (size_t)H * W * sizeof *din_p);
         for (int oy = 0; oy < OH; oy++)
-            for (int ox = 0; ox < OW; ox++) {
-                size_t corner = (size_t)oy * S * W + (size_t)ox * S;
-                din_p[corner + pool_argmax(in_p + corner, W, size)] += d_p[(size_t)oy * OW + ox];
+            for (int ox0 = 0; ox0 < OW; ox0 += POOL_COLS) {
+                const int nc = OW - ox0 < POOL_COLS ? OW - ox0 : POOL_COLS;
+                max_row_any(in_p, W, size, S, oy, ox0, nc, m, at);
+                float *corner = din_p + (size_t)oy * S * W + (size_t)ox0 * S;
+                const float *g = d_p + (size_t)oy * OW + ox0;
+                for (int j = 0; j < nc; j++)
+                    corner[(size_t)j * S + at[j]] += g[j];
             }
     }
-}
-
-/* din: B x [C][H][W] or NULL (then nothing to do). */
-static void maxpool_backward(layer *l, const float *in, const float *out, const float *dout,
-                             float *din, int B)
-{
-    (void)out;
-    if (din)
-        KU_TEAM(maxpool_backward_team(l, in, dout, din, B));
 }
 
 /* in: B x [C][H][W], out: B x [C][OH][OW]: the window's sum (row-major) over size^2. */
-static void avgpool_forward_team(const layer *l, const float *in, float *out, int B)
+static void avgpool_forward(const layer *l, const pass_ctx *p, const float *in, float *out, int lo,
+                            int hi)
 {
-    const int C = l->in.c, H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
+    (void)p;
+    const int H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
     const int size = l->u.pool.size, S = l->u.pool.stride;
     const float area = (float)size * (float)size;
-    size_t lo, hi; /* this thread's samples' planes */
-    ku_share_samples(B, (size_t)C, &lo, &hi);
-    for (size_t p = lo; p < hi; p++) {
-        const float *in_p = in + (size_t)p * H * W;
-        float *out_p = out + (size_t)p * OH * OW;
+    for (size_t q = (size_t)lo * l->in.c; q < (size_t)hi * l->in.c; q++) {
+        const float *in_p = in + q * H * W;
+        float *out_p = out + q * OH * OW;
         for (int oy = 0; oy < OH; oy++)
             for (int ox = 0; ox < OW; ox++) {
                 const float *win = in_p + (size_t)oy * S * W + (size_t)ox * S;
@@ -207,23 +165,22 @@ static void avgpool_forward_team(const layer *l, const float *in, float *out, in
     }
 }
 
-static void avgpool_forward(const layer *l, const float *in, float *out, int B)
-{
-    KU_TEAM(avgpool_forward_team(l, in, out, B));
-}
-
 /* dout: B x [C][OH][OW], din: B x [C][H][W] (overwritten): each window's gradient divided
- * by size^2, spread over the window. This thread's share of the planes. */
-static void avgpool_backward_team(const layer *l, const float *dout, float *din, int B)
+ * by size^2, spread over the window, windows in scan order. */
+static void avgpool_backward(layer *l, const pass_ctx *p, const float *in, const float *out,
+                             const float *dout, float *din, int lo, int hi)
 {
-    const int C = l->in.c, H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
+    (void)p;
+    (void)in;
+    (void)out;
+    if (!din)
+        return;
+    const int H = l->in.h, W = l->in.w, OH = l->out.h, OW = l->out.w;
     const int size = l->u.pool.size, S = l->u.pool.stride;
     const float area = (float)size * (float)size;
-    size_t lo, hi; /* this thread's samples' planes */
-    ku_share_samples(B, (size_t)C, &lo, &hi);
-    for (size_t p = lo; p < hi; p++) {
-        const float *d_p = dout + (size_t)p * OH * OW;
-        float *din_p = din + (size_t)p * H * W;
+    for (size_t q = (size_t)lo * l->in.c; q < (size_t)hi * l->in.c; q++) {
+        const float *d_p = dout + q * OH * OW;
+        float *din_p = din + q * H * W;
         memset(din_p, 0, (size_t)H * W * sizeof *din_p);
         for (int oy = 0; oy < OH; oy++)
             for (int ox = 0; ox < OW; ox++) {
@@ -236,34 +193,22 @@ static void avgpool_backward_team(const layer *l, const float *dout, float *din,
     }
 }
 
-/* din: B x [C][H][W] or NULL (then nothing to do). */
-static void avgpool_backward(layer *l, const float *in, const float *out, const float *dout,
-                             float *din, int B)
-{
-    (void)in;
-    (void)out;
-    if (din)
-        KU_TEAM(avgpool_backward_team(l, dout, din, B));
-}
-
 const layer_ops maxpool_ops = {
     .kind = "maxpool",
     .keys = pool_keys,
-    .is_loss = 0,
     .parse = pool_parse,
     .setup = pool_setup,
+    .split = pool_split,
     .forward = maxpool_forward,
     .backward = maxpool_backward,
-    .split = pool_split,
 };
 
 const layer_ops avgpool_ops = {
     .kind = "avgpool",
     .keys = pool_keys,
-    .is_loss = 0,
     .parse = pool_parse,
     .setup = pool_setup,
+    .split = pool_split,
     .forward = avgpool_forward,
     .backward = avgpool_backward,
-    .split = pool_split,
 };

@@ -1,12 +1,10 @@
 /* layer_softmax_xent.c - softmax followed by cross-entropy against integer labels: the
  * network's loss layer. Forward writes probabilities; backward writes the gradient of the
- * batch-mean loss with respect to the logits. */
+ * batch-mean loss with respect to the logits. Both run over ranges of samples. */
 #include <limits.h>
 #include <math.h>
 
-#include "kernel_util.h"
 #include "layers.h"
-
 
 /* Flattens its input into classes = c*h*w logits: out {classes, 1, 1}. */
 static int xent_setup(layer *l, lo_error *err)
@@ -26,71 +24,63 @@ static int xent_setup(layer *l, lo_error *err)
     return 0;
 }
 
-/* in, out: B x [K]. out = exp(x - max) / sum, in float; samples split across threads. */
-/* Both passes split the samples. */
-static int xent_split(const layer *l)
+static layer_split xent_split(const layer *l, layer_phase phase, int training)
 {
     (void)l;
+    (void)phase;
+    (void)training;
     return LAYER_BY_SAMPLE;
 }
 
-static void xent_forward_team(const layer *l, const float *in, float *out, int B)
+/* in, out: B x [K]. out = exp(x - max) / sum, in float. */
+static void xent_forward(const layer *l, const pass_ctx *p, const float *in, float *out, int lo,
+                         int hi)
 {
+    (void)p;
     const int K = l->out.c;
-    int lo, hi;
-    ku_share(B, &lo, &hi);
     for (int n = lo; n < hi; n++) {
         const float *x = in + (size_t)n * K;
-        float *p = out + (size_t)n * K;
+        float *y = out + (size_t)n * K;
         float m = x[0];
         for (int k = 1; k < K; k++)
             m = x[k] > m ? x[k] : m;
         float sum = 0.0f;
         for (int k = 0; k < K; k++) {
-            p[k] = expf(x[k] - m);
-            sum += p[k];
+            y[k] = expf(x[k] - m);
+            sum += y[k];
         }
         const float inv = 1.0f / sum;
         for (int k = 0; k < K; k++)
-            p[k] *= inv;
+            y[k] *= inv;
     }
 }
 
-static void xent_forward(const layer *l, const float *in, float *out, int B)
-{
-    KU_TEAM(xent_forward_team(l, in, out, B));
-}
-
-/* out: B x [K] probabilities; din: B x [K] = (p - onehot(label)) / B, samples split across
- * threads. */
-static void xent_backward_team(const layer *l, const float *out, float *din, int B)
-{
-    const int K = l->out.c;
-    const float fb = (float)B;
-    int lo, hi;
-    ku_share(B, &lo, &hi);
-    for (int n = lo; n < hi; n++) {
-        const float *p = out + (size_t)n * K;
-        float *d = din + (size_t)n * K;
-        const int label = l->labels[n];
-        for (int k = 0; k < K; k++)
-            d[k] = (p[k] - (k == label ? 1.0f : 0.0f)) / fb;
-    }
-}
-
-/* din: B x [K] or NULL (nothing to do). dout is ignored: this is the last layer and the loss
- * is the batch mean. */
-static void xent_backward(layer *l, const float *in, const float *out, const float *dout,
-                          float *din, int B)
+/* out: B x [K] probabilities; din: B x [K] = (p - onehot(label)) / B, B the whole batch (the
+ * loss is the batch mean). dout is ignored: this is the last layer. */
+static void xent_backward(layer *l, const pass_ctx *p, const float *in, const float *out,
+                          const float *dout, float *din, int lo, int hi)
 {
     (void)in;
     (void)dout;
-    if (din)
-        KU_TEAM(xent_backward_team(l, out, din, B));
+    if (!din)
+        return;
+    const int K = l->out.c;
+    const float fb = (float)p->batch;
+    for (int n = lo; n < hi; n++) {
+        const float *y = out + (size_t)n * K;
+        float *d = din + (size_t)n * K;
+        const int label = p->labels[n];
+        for (int k = 0; k < K; k++)
+            d[k] = (y[k] - (k == label ? 1.0f : 0.0f)) / fb;
+    }
 }
 
-double softmax_xent_sample_loss(const float *logits, int classes, int label)
+/* logsumexp(logits) - logits[label], in double, from sample n's logits (the input). */
+static double xent_loss(const layer *l, const float *in, const float *out, int n, int label)
 {
+    (void)out;
+    const int classes = l->out.c;
+    const float *logits = in + (size_t)n * classes;
     double m = logits[0];
     for (int k = 1; k < classes; k++)
         if (logits[k] > m)
@@ -103,11 +93,10 @@ double softmax_xent_sample_loss(const float *logits, int classes, int label)
 
 const layer_ops softmax_xent_ops = {
     .kind = "softmax_xent",
-    .keys = NULL,
     .is_loss = 1,
-    .parse = NULL,
     .setup = xent_setup,
+    .split = xent_split,
     .forward = xent_forward,
     .backward = xent_backward,
-    .split = xent_split,
+    .loss = xent_loss,
 };

@@ -1,25 +1,23 @@
 /* step.c - one training or evaluation batch on the OpenMP team (step.h). */
 #include "step.h"
 
-#include "kernel_util.h"
 #include "optim.h"
+#include "team.h"
 
 void step_fill(net *n, const mnist_set *set, const data_norm *norm, const uint32_t *idx,
                int first, int B, uint8_t *labels)
 {
-    if (ku_thread() == 0)
-        net_set_labels(n, labels);
     int lo, hi;
-    ku_share(B, &lo, &hi);
+    team_share(B, &lo, &hi);
     if (hi > lo)
         dataset_fill(set, norm, idx ? idx + lo : NULL, (uint32_t)(first + lo), hi - lo,
                      n->act[0] + (size_t)lo * shape3_size(n->input), labels + lo);
-    ku_barrier();
+    team_barrier();
 }
 
 /* SGD on this thread's rows of every layer (net_param_share): the rows whose gradients it
- * made; elementwise, so the same bits for any split. The arena's alignment padding stays zero
- * without updates. */
+ * finished; elementwise, so the same bits for any split. The arena's alignment padding stays
+ * zero without updates. */
 static void step_update(net *n, const sgd_update *u)
 {
     float *v = u->velocity;
@@ -35,10 +33,10 @@ static void step_update(net *n, const sgd_update *u)
     }
 }
 
-void step_train(net *n, int B, const sgd_update *u, double *cost)
+void step_train(net *n, const pass_ctx *p, int B, const sgd_update *u, double *cost)
 {
-    net_train_pass(n, B);
-    if (ku_thread() == 0) /* after the pass's last barrier: every sample's loss is there */
+    net_train_pass(n, p, B);
+    if (team_thread() == 0) /* after the pass's barrier: every sample's loss is there */
         for (int b = 0; b < B; b++)
             *cost += n->sample_loss[b];
     step_update(n, u);
@@ -48,12 +46,12 @@ void step_eval(net *n, const mnist_set *set, const data_norm *norm, int first, i
                uint8_t *labels, uint8_t *miss, double *loss)
 {
     int lo, hi;
-    ku_share(B, &lo, &hi);
-    if (hi <= lo)
-        return;
-    dataset_fill(set, norm, NULL, (uint32_t)(first + lo), hi - lo,
-                 n->act[0] + (size_t)lo * shape3_size(n->input), labels + lo);
-    net_forward_samples(n, lo, hi - lo);
+    team_share(B, &lo, &hi);
+    if (hi > lo)
+        dataset_fill(set, norm, NULL, (uint32_t)(first + lo), hi - lo,
+                     n->act[0] + (size_t)lo * shape3_size(n->input), labels + lo);
+    const pass_ctx p = {.training = 0, .batch = B, .labels = labels};
+    net_forward(n, &p, B);
     for (int b = lo; b < hi; b++)
         miss[b] = (uint8_t)net_sample_result(n, b, labels[b], loss ? &loss[b] : NULL);
 }

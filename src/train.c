@@ -22,13 +22,13 @@
 
 #include "atomic_file.h"
 #include "checkpoint.h"
-#include "kernel_util.h"
 #include "optim.h"
 #include "plot.h"
 #include "report.h"
 #include "rng.h"
 #include "safetensors.h"
 #include "step.h"
+#include "team.h"
 
 /* Seeds of the two random streams, derived from the config's seed. */
 #define INIT_STREAM(seed) ((seed) * 2u)
@@ -53,12 +53,12 @@ int train_evaluate(net *n, const mnist_set *set, const data_norm *norm, double *
     uint8_t labels[EVAL_BATCH], miss[2][EVAL_BATCH];
     double loss[2][EVAL_BATCH];
     int wrong = 0, step = n->max_batch < EVAL_BATCH ? n->max_batch : EVAL_BATCH;
-    KU_OMP("omp parallel")
+    TEAM_OMP("omp parallel")
     for (int first = 0, k = 0; first < set->count; first += step, k ^= 1) {
         const int B = set->count - first < step ? set->count - first : step;
         step_eval(n, set, norm, first, B, labels, miss[k], cost ? loss[k] : NULL);
-        ku_barrier();
-        if (ku_thread() == 0)
+        team_barrier();
+        if (team_thread() == 0)
             for (int b = 0; b < B; b++) {
                 wrong += miss[k][b];
                 if (cost)
@@ -159,6 +159,8 @@ static int open_run(run *r, const run_config *cfg, lo_error *err)
     if (net_classes(&r->n) < 10)
         return lo_fail(err, "%s: the network has %d classes but the labels run 0..9",
                        cfg->source, net_classes(&r->n));
+    if (net_prepare_training(&r->n, cfg->train.batch_size, err) < 0)
+        return -1;
     net_init_params(&r->n, &cfg->init, INIT_STREAM(cfg->seed));
     rng_seed(&r->shuffle, SHUFFLE_STREAM(cfg->seed));
     r->order = malloc((size_t)r->train.count * sizeof *r->order);
@@ -520,9 +522,9 @@ static epoch_end train_epoch(run *r, int epoch, int *batch, double *cost)
     /* One parallel region for the whole epoch. Before each batch thread 0 decides whether to
      * go on (a stop signal, a non-finite cost so far) and shows the progress; every thread
      * reads that decision after step_fill's barrier, so all leave the loop together. */
-    KU_OMP("omp parallel")
+    TEAM_OMP("omp parallel")
     for (long k = k0; k < batches; k++) {
-        if (ku_thread() == 0) {
+        if (team_thread() == 0) {
             end = !isfinite(*cost) ? EPOCH_DIVERGED : stop_signal ? EPOCH_STOPPED : EPOCH_DONE;
             done = k;
             if (k > k0 && end == EPOCH_DONE)
@@ -532,7 +534,9 @@ static epoch_end train_epoch(run *r, int epoch, int *batch, double *cost)
         step_fill(&r->n, &r->train, &r->train_norm, r->order + first, 0, size, r->labels);
         if (end != EPOCH_DONE)
             break;
-        step_train(&r->n, size, &u, cost);
+        const pass_ctx p = {.training = 1, .epoch = epoch, .seed = r->cfg->seed,
+                        .sample0 = (uint64_t)first, .batch = size, .labels = r->labels};
+        step_train(&r->n, &p, size, &u, cost);
     }
     if (end == EPOCH_DONE) { /* after the last batch */
         done = batches;

@@ -1,8 +1,9 @@
 /* test_net.c - the network as a whole: finite-difference gradients through every kind,
- * bitwise-identical training for any thread count, the same forward bits on every path
- * (team, fused relus, one thread per sample range), checkpoint round trips and their errors,
- * the training state that resuming needs (momentum, position, shuffle stream, history).
- * (Networks too large to allocate are refused in tests/test_config.c.) */
+ * bitwise-identical training for any thread count on every kind of network (including a
+ * kind written the plain way, whole batch on one thread, and one that splits by rows), the
+ * same forward bits however the pass runs, the parameter ownership, checkpoint round trips
+ * and their errors, the training state that resuming needs (momentum, position, shuffle
+ * stream, history). (Networks too large to allocate are refused in tests/test_config.c.) */
 #define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,6 +27,8 @@
 #include "optim.h"
 #include "rng.h"
 #include "safetensors.h"
+#include "team.h"
+#include "vec16.h"
 
 /* Every kind once, on an awkward input (1x11x13, batch 3). */
 static const char *small_net =
@@ -42,10 +45,221 @@ static const char *small_net =
     "  { type = \"softmax_xent\"; } );\n"
     "train = { epochs = 1; batch_size = 3; schedule = ( { epochs = 1; lr = 0.1; } ); };\n";
 
+/* A conv net with a stand-in layer ("probe", a relu in the config) that the tests replace by
+ * one of the test kinds below. */
+static const char *probe_net =
+    "name = \"probe\";\n"
+    "layers = ( { type = \"conv\"; name = \"a\"; filters = 4; kernel = 3; pad = 1; },\n"
+    "  { type = \"relu\"; name = \"probe\"; },\n"
+    "  { type = \"maxpool\"; size = 2; },\n"
+    "  { type = \"dense\"; name = \"d\"; units = 5; },\n"
+    "  { type = \"softmax_xent\"; } );\n"
+    "train = { epochs = 1; batch_size = 8; schedule = ( { epochs = 1; lr = 0.1; } ); };\n";
+
+/* ---- test kinds: a per-channel scale y = w[c] x + b[c], written three ways ---- */
+
+static int scale_setup(layer *l, lo_error *err)
+{
+    (void)err;
+    l->out = l->in;
+    l->n_weight = (size_t)l->in.c;
+    l->n_bias = (size_t)l->in.c;
+    l->weight_ndim = 1;
+    l->weight_shape[0] = l->in.c;
+    l->fan_in = 1;
+    l->fan_out = 1;
+    return 0;
+}
+
+/* Channels [c0, c1) of samples [n0, n1). */
+static void scale_apply(const layer *l, const float *in, float *out, int n0, int n1, int c0,
+                        int c1)
+{
+    const size_t plane = (size_t)l->in.h * l->in.w;
+    for (int n = n0; n < n1; n++)
+        for (int c = c0; c < c1; c++) {
+            const size_t at = ((size_t)n * l->in.c + c) * plane;
+            for (size_t i = 0; i < plane; i++)
+                out[at + i] = ku_fma(l->bias[c], l->weight[c], in[at + i]);
+        }
+}
+
+static void scale_din(const layer *l, const float *dout, float *din, int n0, int n1, int c0,
+                      int c1)
+{
+    const size_t plane = (size_t)l->in.h * l->in.w;
+    for (int n = n0; n < n1; n++)
+        for (int c = c0; c < c1; c++) {
+            const size_t at = ((size_t)n * l->in.c + c) * plane;
+            for (size_t i = 0; i < plane; i++)
+                din[at + i] = l->weight[c] * dout[at + i];
+        }
+}
+
+/* Sample n's gradient of channel c: dw = sum of dout * x, db = sum of dout over the plane. */
+static void scale_leaf(const layer *l, const float *in, const float *dout, int n, int c,
+                       float *dw, float *db)
+{
+    const size_t plane = (size_t)l->in.h * l->in.w, at = ((size_t)n * l->in.c + c) * plane;
+    float w = 0.0f, b = 0.0f;
+    for (size_t i = 0; i < plane; i++) {
+        w = ku_fma(w, dout[at + i], in[at + i]);
+        b += dout[at + i];
+    }
+    *dw = w;
+    *db = b;
+}
+
+/* The plain way: no split declared (the whole batch on one thread), the parameter gradient
+ * added by backward, samples in order. */
+static void naive_forward(const layer *l, const pass_ctx *p, const float *in, float *out, int lo,
+                          int hi)
+{
+    (void)p;
+    scale_apply(l, in, out, lo, hi, 0, l->in.c);
+}
+
+static void naive_backward(layer *l, const pass_ctx *p, const float *in, const float *out,
+                           const float *dout, float *din, int lo, int hi)
+{
+    (void)p;
+    (void)out;
+    for (int n = lo; n < hi; n++)
+        for (int c = 0; c < l->in.c; c++) {
+            float dw, db;
+            scale_leaf(l, in, dout, n, c, &dw, &db);
+            l->dweight[c] += dw;
+            l->dbias[c] += db;
+        }
+    if (din)
+        scale_din(l, dout, din, lo, hi, 0, l->in.c);
+}
+
+static const layer_ops naive_ops = {
+    .kind = "naive_scale",
+    .setup = scale_setup,
+    .forward = naive_forward,
+    .backward = naive_backward,
+};
+
+/* By rows: forward and input gradient split the channels; the parameter gradient of a
+ * block of the tree, added up by the kernel itself in gradtree.h's order. */
+static layer_split rows_split(const layer *l, layer_phase phase, int training)
+{
+    (void)l;
+    (void)phase;
+    (void)training;
+    return LAYER_BY_ROWS;
+}
+
+static void rows_forward(const layer *l, const pass_ctx *p, const float *in, float *out, int lo,
+                         int hi)
+{
+    scale_apply(l, in, out, 0, p->batch, lo, hi);
+}
+
+static void rows_backward(layer *l, const pass_ctx *p, const float *in, const float *out,
+                          const float *dout, float *din, int lo, int hi)
+{
+    (void)in;
+    (void)out;
+    if (din)
+        scale_din(l, dout, din, 0, p->batch, lo, hi);
+}
+
+static void rows_grad(const layer *l, const pass_ctx *p, const float *in, const float *out,
+                      const float *dout, int n0, int n1, int r0, int r1, float *dw, float *db)
+{
+    (void)p;
+    (void)out;
+    for (int c = r0; c < r1; c++) {
+        float sw[32], sb[32]; /* the perfect tree over [n0, n1) by a binary counter */
+        int depth = 0;
+        for (int i = 0; i < n1 - n0; i++) {
+            scale_leaf(l, in, dout, n0 + i, c, &sw[depth], &sb[depth]);
+            depth++;
+            for (int k = i; k & 1; k >>= 1, depth--) {
+                sw[depth - 2] += sw[depth - 1];
+                sb[depth - 2] += sb[depth - 1];
+            }
+        }
+        dw[c] = sw[0];
+        db[c] = sb[0];
+    }
+}
+
+static const layer_ops rows_ops = {
+    .kind = "rows_scale",
+    .setup = scale_setup,
+    .split = rows_split,
+    .forward = rows_forward,
+    .backward = rows_backward,
+    .grad_rows = rows_grad,
+};
+
+/* By samples, with the per-sample gradient the network adds up: the same bits as rows_ops. */
+static layer_split sample_split(const layer *l, layer_phase phase, int training)
+{
+    (void)l;
+    (void)phase;
+    (void)training;
+    return LAYER_BY_SAMPLE;
+}
+
+static void sample_grad(const layer *l, const pass_ctx *p, const float *in, const float *out,
+                        const float *dout, int n, float *dw, float *db)
+{
+    (void)p;
+    (void)out;
+    for (int c = 0; c < l->in.c; c++)
+        scale_leaf(l, in, dout, n, c, &dw[c], &db[c]);
+}
+
+static void sample_backward(layer *l, const pass_ctx *p, const float *in, const float *out,
+                            const float *dout, float *din, int lo, int hi)
+{
+    (void)p;
+    (void)in;
+    (void)out;
+    if (din)
+        scale_din(l, dout, din, lo, hi, 0, l->in.c);
+}
+
+static const layer_ops sample_ops = {
+    .kind = "sample_scale",
+    .setup = scale_setup,
+    .split = sample_split,
+    .forward = naive_forward,
+    .backward = sample_backward,
+    .grad_sample = sample_grad,
+};
+
+/* ---- helpers ---- */
+
 static void load_config(run_config *cfg, const char *text)
 {
     lo_error err;
     int rc = config_load_string(cfg, text, "test", &err);
+    if (rc < 0)
+        fprintf(stderr, "%s\n", err.msg);
+    assert_int_equal(rc, 0);
+}
+
+/* Puts a test kind in place of the layer named "probe". */
+static void use_probe(run_config *cfg, const layer_ops *ops)
+{
+    for (int i = 0; i < cfg->n_layers; i++)
+        if (strcmp(cfg->layers[i].name, "probe") == 0)
+            cfg->layers[i].ops = ops;
+}
+
+static void load_lenet(run_config *cfg)
+{
+    lo_error err;
+    char path[4096];
+    const char *root = getenv("LENET_SOURCE_ROOT");
+    snprintf(path, sizeof path, "%s/configs/lenet5.cfg", root ? root : ".");
+    int rc = config_load_file(cfg, path, NULL, 0, &err);
     if (rc < 0)
         fprintf(stderr, "%s\n", err.msg);
     assert_int_equal(rc, 0);
@@ -58,6 +272,17 @@ static void build(net *n, const run_config *cfg, shape3 in, int max_batch)
     if (rc < 0)
         fprintf(stderr, "%s\n", err.msg);
     assert_int_equal(rc, 0);
+    rc = net_prepare_training(n, max_batch, &err);
+    assert_int_equal(rc, 0);
+}
+
+static void set_threads(int threads)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(threads);
+#else
+    (void)threads;
+#endif
 }
 
 static void random_fill(float *x, size_t n, uint64_t seed)
@@ -68,6 +293,11 @@ static void random_fill(float *x, size_t n, uint64_t seed)
         x[i] = (float)(2.0 * rng_uniform(&r) - 1.0);
 }
 
+static pass_ctx train_pass(int B, const uint8_t *labels)
+{
+    return (pass_ctx){.training = 1, .epoch = 1, .seed = 1, .batch = B, .labels = labels};
+}
+
 typedef struct loss_ctx {
     net *n;
     const uint8_t *labels;
@@ -75,41 +305,41 @@ typedef struct loss_ctx {
     float *input; /* a saved copy: the forward pass must always start from the same input */
 } loss_ctx;
 
-/* Mean cross-entropy of the batch (what net_backward differentiates). */
+/* Mean cross-entropy of the batch (what net_train_pass differentiates). */
 static double batch_loss(void *p)
 {
     loss_ctx *c = p;
     memcpy(c->n->act[0], c->input, (size_t)c->B * shape3_size(c->n->input) * sizeof(float));
     double cost = 0.0;
-    net_forward(c->n, c->B);
+    const pass_ctx ps = train_pass(c->B, c->labels);
+    net_forward(c->n, &ps, c->B);
     net_score(c->n, c->labels, c->B, &cost);
     return cost / c->B;
 }
 
-static void test_whole_network_gradient(void **state)
+/* The gradient of every parameter of a network against central differences; a gradient
+ * wrong in one entry is caught. */
+static void check_network_gradient(run_config *cfg, shape3 in, int B, const uint8_t *labels)
 {
-    (void)state;
-    run_config cfg;
     net n;
-    shape3 in = {1, 11, 13};
-    uint8_t labels[3] = {4, 0, 2};
-    load_config(&cfg, small_net);
-    build(&n, &cfg, in, 3);
+    build(&n, cfg, in, B);
     init_config init = {INIT_NORMAL, 0.5, 0.1, 0.05};
     net_init_params(&n, &init, 3);
-    float *input = malloc(3 * shape3_size(in) * sizeof(float));
+    float *input = malloc((size_t)B * shape3_size(in) * sizeof(float));
     float *grads = malloc(n.n_params * sizeof(float));
-    random_fill(input, 3 * shape3_size(in), 11);
-    loss_ctx ctx = {&n, labels, 3, input};
+    assert_non_null(input);
+    assert_non_null(grads);
+    random_fill(input, (size_t)B * shape3_size(in), 11);
+    loss_ctx ctx = {&n, labels, B, input};
     batch_loss(&ctx);
-    net_backward(&n, labels, 3);
+    const pass_ctx ps = train_pass(B, labels);
+    TEAM_RUN(net_train_pass(&n, &ps, B));
     memcpy(grads, n.grads, n.n_params * sizeof(float));
     gradcheck_opts opts = {3e-3, 5e-3, 0, 5};
     gradcheck_report r = gradcheck_run(n.params, n.n_params, grads, batch_loss, &ctx, &opts);
-    gradcheck_print(stderr, "whole network", &r);
+    gradcheck_print(stderr, cfg->name, &r);
     assert_true(r.checked == n.n_params);
     assert_true(r.max_rel_err < 2e-2);
-    /* The check can fail: a wrong gradient (one entry doubled) is caught. */
     size_t victim = n.layers[0].weight - n.params;
     grads[victim] = 2.0f * grads[victim] + 0.01f;
     r = gradcheck_run(n.params, n.n_params, grads, batch_loss, &ctx, &opts);
@@ -117,137 +347,163 @@ static void test_whole_network_gradient(void **state)
     free(input);
     free(grads);
     net_free(&n);
-    config_free(&cfg);
 }
 
-/* Trains LeNet-5 (the seed config) for a few batches, one partial, with `threads` threads and
- * returns a copy of the parameters. */
-static float *train_lenet(int threads, size_t *count)
+static void test_whole_network_gradient(void **state)
 {
+    (void)state;
     run_config cfg;
+    const uint8_t labels[6] = {4, 0, 2, 1, 3, 3};
+    load_config(&cfg, small_net);
+    check_network_gradient(&cfg, (shape3){1, 11, 13}, 3, labels);
+    config_free(&cfg);
+    const layer_ops *kinds[] = {&naive_ops, &rows_ops, &sample_ops};
+    for (int k = 0; k < 3; k++) {
+        load_config(&cfg, probe_net);
+        use_probe(&cfg, kinds[k]);
+        check_network_gradient(&cfg, (shape3){1, 6, 7}, 6, labels);
+        config_free(&cfg);
+    }
+}
+
+/* ---- the same bits for any thread count ---- */
+
+/* Trains a network for a few SGD steps (batches of B, the last one of 5) with `threads`
+ * threads, as train.c runs them (one parallel region; each thread updates the rows it
+ * owns), and returns a copy of the parameters. */
+static float *train_steps(const run_config *cfg, shape3 in, int B, int threads, size_t *count)
+{
     net n;
-    lo_error err;
-    shape3 in = {1, 32, 32};
-    char path[4096];
-    const char *root = getenv("LENET_SOURCE_ROOT");
-    snprintf(path, sizeof path, "%s/configs/lenet5.cfg", root ? root : ".");
-    assert_int_equal(config_load_file(&cfg, path, NULL, 0, &err), 0);
-    build(&n, &cfg, in, 8);
-    net_init_params(&n, &cfg.init, 42);
-#ifdef _OPENMP
-    omp_set_num_threads(threads);
-#else
-    (void)threads;
-#endif
+    build(&n, cfg, in, B);
+    net_init_params(&n, &cfg->init, 42);
+    set_threads(threads);
     rng r;
     rng_seed(&r, 5);
-    for (int step = 0; step < 6; step++) {
-        int B = step == 5 ? 5 : 8;
-        uint8_t labels[8];
-        for (int b = 0; b < B; b++)
-            labels[b] = (uint8_t)rng_below(&r, 10);
-        random_fill(n.act[0], (size_t)B * 32 * 32, 100 + (uint64_t)step);
-        net_forward(&n, B);
-        net_backward(&n, labels, B);
-        optim_sgd_step(n.params, n.grads, NULL, n.n_params, 0.05f, 0.0f, 0.0f);
+    for (int step = 0; step < 4; step++) {
+        const int size = step == 3 ? 5 : B;
+        uint8_t labels[64];
+        for (int b = 0; b < size; b++)
+            labels[b] = (uint8_t)rng_below(&r, (uint32_t)net_classes(&n));
+        random_fill(n.act[0], (size_t)size * shape3_size(in), 100 + (uint64_t)step);
+        const pass_ctx ps = train_pass(size, labels);
+        TEAM_OMP("omp parallel")
+        {
+            net_train_pass(&n, &ps, size);
+            for (int i = 0; i < n.n_layers; i++) {
+                size_t w_at, w_len, b_at, b_len;
+                net_param_share(&n, &n.layers[i], &w_at, &w_len, &b_at, &b_len);
+                optim_sgd_step(n.params + w_at, n.grads + w_at, NULL, w_len, 0.05f, 0.0f,
+                               0.0f);
+                optim_sgd_step(n.params + b_at, n.grads + b_at, NULL, b_len, 0.05f, 0.0f,
+                               0.0f);
+            }
+        }
     }
     float *copy = malloc(n.n_params * sizeof(float));
+    assert_non_null(copy);
     memcpy(copy, n.params, n.n_params * sizeof(float));
     *count = n.n_params;
     net_free(&n);
-    config_free(&cfg);
     return copy;
+}
+
+/* 1, 2, 3 and 4 threads give the same parameters, bit for bit; training moved them. */
+static void expect_thread_identity(const run_config *cfg, shape3 in, int B)
+{
+    size_t n1, nt;
+    float *one = train_steps(cfg, in, B, 1, &n1);
+    for (int threads = 2; threads <= 4; threads++) {
+        float *other = train_steps(cfg, in, B, threads, &nt);
+        assert_int_equal(n1, nt);
+        assert_memory_equal(one, other, n1 * sizeof(float));
+        free(other);
+    }
+    net n;
+    build(&n, cfg, in, B);
+    net_init_params(&n, &cfg->init, 42);
+    assert_true(memcmp(n.params, one, n1 * sizeof(float)) != 0);
+    net_free(&n);
+    free(one);
+    set_threads(team_max());
 }
 
 static void test_threads_bitwise_identical(void **state)
 {
     (void)state;
-    size_t n1, n2, n3;
-    float *one = train_lenet(1, &n1), *two = train_lenet(2, &n2), *many = train_lenet(3, &n3);
-    assert_int_equal(n1, n2);
-    assert_int_equal(n1, n3);
-    assert_memory_equal(one, two, n1 * sizeof(float));
-    assert_memory_equal(one, many, n1 * sizeof(float));
-    /* Training moved the weights: the comparison is not between untouched copies. */
     run_config cfg;
-    net n;
-    lo_error err;
-    char path[4096];
-    const char *root = getenv("LENET_SOURCE_ROOT");
-    snprintf(path, sizeof path, "%s/configs/lenet5.cfg", root ? root : ".");
-    assert_int_equal(config_load_file(&cfg, path, NULL, 0, &err), 0);
-    build(&n, &cfg, (shape3){1, 32, 32}, 8);
-    net_init_params(&n, &cfg.init, 42);
-    assert_true(memcmp(n.params, one, n1 * sizeof(float)) != 0);
-    net_free(&n);
+    load_lenet(&cfg);
+    expect_thread_identity(&cfg, (shape3){1, 32, 32}, 8);
+    expect_thread_identity(&cfg, (shape3){1, 32, 32}, 6); /* not a power of two */
     config_free(&cfg);
-    free(one);
-    free(two);
-    free(many);
+    load_config(&cfg, small_net);
+    expect_thread_identity(&cfg, (shape3){1, 11, 13}, 7);
+    config_free(&cfg);
 }
 
-/* The way train.c runs a batch: one parallel region around forward and backward (the
- * kernels then share the outer team instead of opening their own), and the update split
- * with net_param_share. Same bits as the plain calls, for 1 to 3 threads; and the shares
- * cover every parameter exactly once. */
-static void test_team_path_same_bits(void **state)
+/* A kind written the plain way (no split: whole batch, parameter gradient added by its
+ * backward) is correct at any thread count: the network runs it on one thread. */
+static void test_plain_kind_any_threads(void **state)
 {
     (void)state;
-    size_t n1;
-    float *plain = train_lenet(1, &n1);
     run_config cfg;
-    lo_error err;
-    char path[4096];
-    const char *root = getenv("LENET_SOURCE_ROOT");
-    snprintf(path, sizeof path, "%s/configs/lenet5.cfg", root ? root : ".");
-    assert_int_equal(config_load_file(&cfg, path, NULL, 0, &err), 0);
-    for (int threads = 1; threads <= 3; threads++) {
-        net n;
-        build(&n, &cfg, (shape3){1, 32, 32}, 8);
-        net_init_params(&n, &cfg.init, 42);
-#ifdef _OPENMP
-        omp_set_num_threads(threads);
-#endif
+    load_config(&cfg, probe_net);
+    use_probe(&cfg, &naive_ops);
+    expect_thread_identity(&cfg, (shape3){1, 6, 7}, 8);
+    expect_thread_identity(&cfg, (shape3){1, 6, 7}, 6);
+    config_free(&cfg);
+}
+
+/* A kind that splits its rows, with a row gradient kernel, gives the same bits at any
+ * thread count, and the same bits as the per-sample gradient the network adds up: one tree
+ * order, whoever adds. Batches of 8 (one tree block), 6 and the last one of 5 (several). */
+static void test_row_kind_same_as_sample_kind(void **state)
+{
+    (void)state;
+    run_config rows, samples;
+    load_config(&rows, probe_net);
+    use_probe(&rows, &rows_ops);
+    load_config(&samples, probe_net);
+    use_probe(&samples, &sample_ops);
+    for (int B = 6; B <= 8; B += 2) {
+        expect_thread_identity(&rows, (shape3){1, 6, 7}, B);
+        size_t na, nb;
+        for (int threads = 1; threads <= 3; threads += 2) {
+            float *a = train_steps(&rows, (shape3){1, 6, 7}, B, threads, &na);
+            float *b = train_steps(&samples, (shape3){1, 6, 7}, B, threads, &nb);
+            assert_int_equal(na, nb);
+            assert_memory_equal(a, b, na * sizeof(float));
+            free(a);
+            free(b);
+        }
+    }
+    set_threads(team_max());
+    config_free(&rows);
+    config_free(&samples);
+}
+
+/* Every parameter belongs to exactly one thread (net_param_share), for 1 to 4 threads. */
+static void test_param_share_covers_once(void **state)
+{
+    (void)state;
+    run_config cfg;
+    load_config(&cfg, small_net);
+    net n;
+    build(&n, &cfg, (shape3){1, 11, 13}, 3);
+    for (int threads = 1; threads <= 4; threads++) {
         unsigned char *owned = calloc(n.n_params, 1);
         assert_non_null(owned);
-        rng r;
-        rng_seed(&r, 5);
-        for (int step = 0; step < 6; step++) {
-            int B = step == 5 ? 5 : 8;
-            uint8_t labels[8];
-            for (int b = 0; b < B; b++)
-                labels[b] = (uint8_t)rng_below(&r, 10);
-            random_fill(n.act[0], (size_t)B * 32 * 32, 100 + (uint64_t)step);
-#ifdef _OPENMP
-#pragma omp parallel
-#endif
-            {
-                net_forward(&n, B);
-                net_backward(&n, labels, B);
-                for (int i = 0; i < n.n_layers; i++) {
-                    size_t w_at, w_len, b_at, b_len;
-                    net_param_share(&n, &n.layers[i], &w_at, &w_len, &b_at, &b_len);
-                    optim_sgd_step(n.params + w_at, n.grads + w_at, NULL, w_len, 0.05f, 0.0f,
-                                   0.0f);
-                    optim_sgd_step(n.params + b_at, n.grads + b_at, NULL, b_len, 0.05f, 0.0f,
-                                   0.0f);
-                    if (step == 0) {
-                        for (size_t k = 0; k < w_len; k++)
-#ifdef _OPENMP
-#pragma omp atomic
-#endif
-                            owned[w_at + k]++;
-                        for (size_t k = 0; k < b_len; k++)
-#ifdef _OPENMP
-#pragma omp atomic
-#endif
-                            owned[b_at + k]++;
-                    }
-                }
-            }
+        set_threads(threads);
+        TEAM_OMP("omp parallel")
+        for (int i = 0; i < n.n_layers; i++) {
+            size_t w_at, w_len, b_at, b_len;
+            net_param_share(&n, &n.layers[i], &w_at, &w_len, &b_at, &b_len);
+            for (size_t k = 0; k < w_len; k++)
+                TEAM_OMP("omp atomic")
+                owned[w_at + k]++;
+            for (size_t k = 0; k < b_len; k++)
+                TEAM_OMP("omp atomic")
+                owned[b_at + k]++;
         }
-        assert_int_equal(n.n_params, n1);
-        assert_memory_equal(n.params, plain, n1 * sizeof(float));
         for (int i = 0; i < n.n_layers; i++) {
             const layer *l = &n.layers[i];
             for (size_t k = 0; k < l->n_weight; k++)
@@ -256,52 +512,50 @@ static void test_team_path_same_bits(void **state)
                 assert_int_equal(owned[l->bias - n.params + (ptrdiff_t)k], 1);
         }
         free(owned);
-        net_free(&n);
     }
+    set_threads(team_max());
+    net_free(&n);
     config_free(&cfg);
-    free(plain);
 }
 
-/* Class probabilities of B samples through the layers one by one, each a standalone call on
- * its own buffers with no relu fused (the plain definition). The caller frees the result. */
+/* Class probabilities of B samples through the layers one by one, each a standalone call
+ * over the whole batch on its own buffers with no relu fused (the plain definition). */
 static float *unfused_forward(const net *n, const float *input, int B)
 {
     size_t size = (size_t)B * shape3_size(n->input);
     float *x = malloc(size * sizeof *x);
     assert_non_null(x);
     memcpy(x, input, size * sizeof *x);
+    float *scratch = calloc(n->team.scratch_floats + 1, sizeof(float));
+    assert_non_null(scratch);
+    const pass_ctx p = {.training = 0, .batch = B, .scratch = scratch};
     for (int i = 0; i < n->n_layers; i++) {
         layer l = n->layers[i];
         l.relu_out = 0;
         float *y = malloc((size_t)B * shape3_size(l.out) * sizeof *y);
         assert_non_null(y);
-        l.ops->forward(&l, x, y, B);
+        l.ops->forward(&l, &p, x, y, 0, B);
         free(x);
         x = y;
     }
+    free(scratch);
     return x;
 }
 
-/* The forward pass gives the same bits whichever way it runs: the team pass with its relus
- * fused into the layers before them and barriers only where the split changes, at 1 to 3
- * threads; each thread alone on its own samples (net_forward_samples, as evaluation runs it);
- * and the plain layer-by-layer definition. Every kind (small_net) and LeNet-5, whose relus
- * follow a blocked conv, a 1x1-output conv and a dense layer. */
+/* The forward pass gives the same bits whichever way it runs: the team pass with relus fused
+ * into the layers before them, samples shared among 1 to 4 threads and taken in chunks, and
+ * the plain layer-by-layer definition. Every kind (small_net) and LeNet-5. */
 static void test_forward_paths_same_bits(void **state)
 {
     (void)state;
-    char path[4096];
-    const char *root = getenv("LENET_SOURCE_ROOT");
-    snprintf(path, sizeof path, "%s/configs/lenet5.cfg", root ? root : ".");
     for (int which = 0; which < 2; which++) {
         run_config cfg;
-        lo_error err;
         net n;
-        const int B = 19;
+        const int B = 37;
         if (which == 0)
             load_config(&cfg, small_net);
         else
-            assert_int_equal(config_load_file(&cfg, path, NULL, 0, &err), 0);
+            load_lenet(&cfg);
         shape3 in = which == 0 ? (shape3){1, 11, 13} : (shape3){1, 32, 32};
         build(&n, &cfg, in, B);
         net_init_params(&n, &cfg.init, 8);
@@ -314,17 +568,12 @@ static void test_forward_paths_same_bits(void **state)
         assert_non_null(input);
         random_fill(input, n_in, 21 + (uint64_t)which);
         float *want = unfused_forward(&n, input, B);
-        for (int threads = 1; threads <= 3; threads++) {
-#ifdef _OPENMP
-            omp_set_num_threads(threads);
-#endif
+        const pass_ctx ps = {.training = 0, .batch = B};
+        for (int threads = 1; threads <= 4; threads++) {
+            set_threads(threads);
             memcpy(n.act[0], input, n_in * sizeof *input);
             memset(n.act[n.n_layers], 0, n_out * sizeof(float));
-            net_forward(&n, B);
-            assert_memory_equal(n.act[n.n_layers], want, n_out * sizeof(float));
-            memset(n.act[n.n_layers], 0, n_out * sizeof(float));
-            net_forward_samples(&n, 0, 1);
-            net_forward_samples(&n, 1, B - 1);
+            net_forward(&n, &ps, B);
             assert_memory_equal(n.act[n.n_layers], want, n_out * sizeof(float));
         }
         free(want);
@@ -332,9 +581,7 @@ static void test_forward_paths_same_bits(void **state)
         net_free(&n);
         config_free(&cfg);
     }
-#ifdef _OPENMP
-    omp_set_num_threads(omp_get_num_procs());
-#endif
+    set_threads(team_max());
 }
 
 static void temp_path(char *buf, size_t size, const char *name)
@@ -537,7 +784,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_whole_network_gradient),
         cmocka_unit_test(test_threads_bitwise_identical),
-        cmocka_unit_test(test_team_path_same_bits),
+        cmocka_unit_test(test_plain_kind_any_threads),
+        cmocka_unit_test(test_row_kind_same_as_sample_kind),
+        cmocka_unit_test(test_param_share_covers_once),
         cmocka_unit_test(test_forward_paths_same_bits),
         cmocka_unit_test(test_checkpoint_round_trip),
         cmocka_unit_test(test_checkpoint_training_state),
