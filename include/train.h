@@ -1,16 +1,19 @@
-/* train.h - the training run: data, network, epochs, evaluation, checkpoints, metrics. */
+/* train.h - the training run: data, network, epochs, checkpoints, metrics (evaluate.h:
+ * evaluation; run_dir.h: the run directory; resume.h: resuming). */
 #ifndef TRAIN_H
 #define TRAIN_H
 
+#include <stdint.h>
+
+#include "checkpoint.h"
 #include "config.h"
 #include "dataset.h"
+#include "evaluate.h"
 #include "lo_error.h"
 #include "mnist.h"
 #include "net.h"
-
-/* Samples per forward pass when only evaluating (independent of the training batch size;
- * results do not depend on it). */
-#define EVAL_BATCH 64
+#include "report.h"
+#include "rng.h"
 
 /* train_run's status when a NaN or Inf appeared in the loss or the parameters (err says
  * where); the program exits with it. */
@@ -26,11 +29,31 @@
  * last good one); or 128 + the signal number after a clean stop (the message is printed). */
 int train_run(const run_config *cfg, int resume, lo_error *err);
 
-/* Counts the samples of set that the network misclassifies (forward passes of up to
- * n->max_batch samples); adds their cross-entropy to *cost when cost is non-NULL. */
-int train_evaluate(net *n, const mnist_set *set, const data_norm *norm, double *cost);
-
-/* Applies cfg->threads (0: leave OpenMP's default) and returns the thread count in use. */
-int train_set_threads(int threads);
+/* Everything a run holds while it trains: train.c's epoch loop runs it, resume.c restores it
+ * from a checkpoint. */
+typedef struct run {
+    const run_config *cfg;
+    mnist_set train, test;
+    data_norm train_norm, test_norm;
+    net n;
+    float *velocity; /* momentum state, NULL without momentum */
+    uint32_t *order; /* the epoch's sample order */
+    uint8_t *labels; /* the batch's labels */
+    rng shuffle;
+    report log;
+    ckpt_info *history; /* one row per finished epoch */
+    double *seconds;
+    int n_history_max;  /* rows allocated in history and seconds */
+    int best_epoch;
+    int ckpt_digits; /* epoch numbers in file names are zero-padded to this width */
+    int lock_fd;     /* the run directory's lock, -1 when not held */
+    /* Where training starts: epoch next_epoch, from batch start_batch (> 0: resumed mid-epoch,
+     * its shuffle already done) with start_cost the cost of the batches before it. */
+    int next_epoch, start_batch;
+    double start_cost;
+    int epochs_done; /* rows of history restored */
+    char last_ckpt[CONFIG_PATH_MAX + 300]; /* the newest checkpoint on disk ("" for none) */
+    char resumed[CONFIG_PATH_MAX + 400];  /* what resuming found, printed after the header */
+} run;
 
 #endif

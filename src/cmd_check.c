@@ -5,9 +5,9 @@
 
 #include "cli.h"
 #include "dataset.h"
+#include "evaluate.h"
 #include "mnist.h"
 #include "net.h"
-#include "train.h"
 
 /* Prints the schedule as epoch ranges: "epochs 1-2   lr 0.05". */
 static void print_schedule(const run_config *cfg)

@@ -14,8 +14,8 @@
 #include "cli.h"
 #include "dataset.h"
 #include "digit_image.h"
+#include "evaluate.h"
 #include "mnist.h"
-#include "train.h"
 
 #define LABEL_VALUES 10 /* IDX labels are 0..9 */
 

@@ -5,8 +5,8 @@
 #include "checkpoint.h"
 #include "cli.h"
 #include "dataset.h"
+#include "evaluate.h"
 #include "mnist.h"
-#include "train.h"
 
 int cmd_test(const cli_options *o)
 {

@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "atomic_file.h"
+#include "utf8.h"
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c writes and reads floats raw, so it needs a little-endian host"
@@ -240,42 +241,6 @@ int st_save(const char *path, const st_tensor *tensors, int n_tensors, const st_
 
 /* ---------------------------------------------------------------- reading */
 
-/* Returns 1 if s[0..n) is valid UTF-8 (no overlong forms, surrogates) without NUL bytes. */
-static int valid_utf8(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t len;
-        uint32_t cp, min;
-        if (c == 0)
-            return 0;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if ((c & 0xE0) == 0xC0)
-            len = 2, cp = c & 0x1F, min = 0x80;
-        else if ((c & 0xF0) == 0xE0)
-            len = 3, cp = c & 0x0F, min = 0x800;
-        else if ((c & 0xF8) == 0xF0)
-            len = 4, cp = c & 0x07, min = 0x10000;
-        else
-            return 0;
-        if (n - i < len)
-            return 0;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return 0;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return 0;
-        i += len;
-    }
-    return 1;
-}
-
 /* Reads exactly n bytes; -1 with err on a read error or a premature end of file. */
 static int read_exact(FILE *fp, void *buf, size_t n, lo_error *err)
 {
@@ -328,7 +293,7 @@ static int read_header(FILE *fp, char **header, size_t *len, uint64_t *data_len,
 static int parse_header(const char *header, size_t len, cJSON **root, lo_error *err)
 {
     const char *end = NULL;
-    if (!valid_utf8((const unsigned char *)header, len))
+    if (utf8_invalid_at(header, len) != len)
         return lo_fail(err, "header is not valid UTF-8 (or contains a NUL byte)");
     *root = cJSON_ParseWithLengthOpts(header, len, &end, 0);
     if (!*root)

@@ -1,0 +1,21 @@
+/* evaluate.h - evaluation of a network on a set, and the thread count: shared by the trainer
+ * and the commands that only evaluate (test, predict, check) and the benchmark. */
+#ifndef EVALUATE_H
+#define EVALUATE_H
+
+#include "dataset.h"
+#include "mnist.h"
+#include "net.h"
+
+/* Samples per forward pass when only evaluating (independent of the training batch size;
+ * results do not depend on it). */
+#define EVAL_BATCH 64
+
+/* Counts the samples of set that the network misclassifies (forward passes of up to
+ * n->max_batch samples); adds their cross-entropy to *cost when cost is non-NULL. */
+int train_evaluate(net *n, const mnist_set *set, const data_norm *norm, double *cost);
+
+/* Applies threads (0: leave OpenMP's default) and returns the thread count in use. */
+int train_set_threads(int threads);
+
+#endif

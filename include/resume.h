@@ -1,0 +1,18 @@
+/* resume.h - continuing a run from the newest checkpoint of its directory (docs/robustness.md):
+ * finding it, refusing one trained with another config, restoring the parameters, momentum,
+ * history and the replayed shuffle. */
+#ifndef RESUME_H
+#define RESUME_H
+
+#include "lo_error.h"
+#include "train.h"
+
+/* Continues from the newest checkpoint of r's run directory: the end-of-epoch one with the
+ * highest number, or the mid-epoch one when it is further on. Restores the parameters, the
+ * momentum, the history and the shuffle (replayed from the seed: the order and the stream
+ * follow from the epochs done, checked against the stored stream). Sets *complete when the
+ * run has nothing left to train. With no checkpoint, starts from the beginning. Returns 0 or
+ * -1 with err set. */
+int resume_restore(run *r, int *complete, lo_error *err);
+
+#endif

@@ -1,0 +1,177 @@
+/* resume.c - continuing a run from the newest checkpoint of its directory: which checkpoint,
+ * whether its config is the run's, and restoring what it holds (docs/robustness.md). */
+#define _POSIX_C_SOURCE 200809L
+#include "resume.h"
+
+#include <libconfig.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkpoint.h"
+#include "run_dir.h"
+#include "safetensors.h"
+
+/* The config text with the settings that may differ on resume removed (threads, output_dir,
+ * train.epochs), as libconfig writes it; NULL when it does not parse. */
+static char *comparable_config(const char *text)
+{
+    config_t lc;
+    char *buf = NULL;
+    size_t len = 0;
+    config_init(&lc);
+    if (config_read_string(&lc, text) == CONFIG_TRUE) {
+        config_setting_t *root = config_root_setting(&lc), *t;
+        config_setting_remove(root, "threads");
+        config_setting_remove(root, "output_dir");
+        if ((t = config_setting_get_member(root, "train")) && config_setting_is_group(t))
+            config_setting_remove(t, "epochs");
+        FILE *mem = open_memstream(&buf, &len);
+        if (mem) {
+            config_write(&lc, mem);
+            if (fclose(mem) != 0) {
+                free(buf);
+                buf = NULL;
+            }
+        }
+    }
+    config_destroy(&lc);
+    return buf;
+}
+
+/* Copies line number `at` of text (trimmed) into out. */
+static void line_at(const char *text, int at, char *out, size_t size)
+{
+    for (int i = 0; i < at && text; i++)
+        if ((text = strchr(text, '\n')))
+            text++;
+    if (!text || !*text) {
+        snprintf(out, size, "(nothing)");
+        return;
+    }
+    while (*text == ' ')
+        text++;
+    size_t n = strcspn(text, "\n");
+    snprintf(out, size, "%.*s", (int)(n < size - 1 ? n : size - 1), text);
+}
+
+/* Refuses to resume a run whose checkpoint was trained with another config. */
+static int same_config(const run_config *cfg, const char *stored, const char *path,
+                       lo_error *err)
+{
+    char *a = comparable_config(cfg->text), *b = comparable_config(stored);
+    int rc = 0;
+    if (!a || !b) {
+        rc = lo_fail(err, "%s: its stored config does not parse", path);
+    } else if (strcmp(a, b) != 0) {
+        int line = 0;
+        for (const char *p = a, *q = b; *p && *p == *q; p++, q++)
+            line += *p == '\n';
+        char mine[160], theirs[160];
+        line_at(a, line, mine, sizeof mine);
+        line_at(b, line, theirs, sizeof theirs);
+        rc = lo_fail(err, "%s: the run was trained with another config: %s has '%s' where the "
+                     "checkpoint has '%s' (only threads, output_dir and train.epochs may change "
+                     "on resume)", path, cfg->source, mine, theirs);
+    }
+    free(a);
+    free(b);
+    return rc;
+}
+
+/* The epoch and batch of a mid-epoch checkpoint (reads it whole: it is small). */
+static int peek_position(const char *path, int *epoch, int *batch, lo_error *err)
+{
+    st_file f;
+    if (st_load(path, &f, err) < 0)
+        return -1;
+    const char *e = st_meta_get(&f, "epoch"), *b = st_meta_get(&f, "batch");
+    *epoch = e ? atoi(e) : 0;
+    *batch = b ? atoi(b) : 0;
+    st_free(&f);
+    if (*epoch < 1 || *batch < 1)
+        return lo_fail(err, "%s: not a mid-epoch checkpoint (metadata 'epoch' or 'batch')",
+                       path);
+    return 0;
+}
+
+int resume_restore(run *r, int *complete, lo_error *err)
+{
+    const run_config *cfg = r->cfg;
+    char path[CONFIG_PATH_MAX + 64];
+    run_dir_scan scan;
+    if (run_dir_read(cfg->output_dir, &scan, err) < 0)
+        return -1;
+    char *newest = scan.newest;
+    const int newest_epoch = scan.newest_epoch;
+    snprintf(path, sizeof path, "%s/" RUN_DIR_INTERRUPTED, cfg->output_dir);
+    if (scan.interrupted) {
+        int e, b;
+        if (peek_position(path, &e, &b, err) < 0)
+            return -1;
+        if (e > newest_epoch)
+            snprintf(newest, sizeof scan.newest, "%s", path);
+        else
+            unlink(path); /* an end-of-epoch checkpoint is further on */
+    }
+    *complete = 0;
+    if (!newest[0]) {
+        snprintf(r->resumed, sizeof r->resumed,
+                 "resume: no checkpoint in %s yet, starting from the beginning\n",
+                 cfg->output_dir);
+        return 0;
+    }
+    ckpt_info info;
+    ckpt_state st = {.velocity = r->velocity};
+    char *stored = NULL;
+    if (ckpt_load_state(newest, &r->n, &info, &st, &stored, err) < 0)
+        return -1;
+    int rc = same_config(cfg, stored, newest, err);
+    free(stored);
+    long batches = (r->train.count + cfg->train.batch_size - 1) / cfg->train.batch_size;
+    if (rc == 0 && strcmp(newest, path) != 0 &&
+        (info.epoch != newest_epoch || info.batch != 0))
+        rc = lo_fail(err, "%s: its metadata says epoch %d, batch %d", newest, info.epoch,
+                     info.batch);
+    if (rc == 0 && info.batch >= batches)
+        rc = lo_fail(err, "%s: batch %d of an epoch of %ld batches", newest, info.batch, batches);
+    if (rc == 0 && st.n_history > r->n_history_max) { /* past the epochs asked for */
+        *complete = 1;
+        report_printf(&r->log, "resume: %s is past epoch %d: nothing to train\n", newest,
+                      cfg->train.epochs);
+    } else if (rc == 0) {
+        for (int e = 0; e < st.n_history; e++) {
+            r->history[e] = st.history[e];
+            if (r->best_epoch == 0 || st.history[e].test_errors <
+                                          r->history[r->best_epoch - 1].test_errors)
+                r->best_epoch = e + 1;
+        }
+        r->epochs_done = st.n_history;
+        run_dir_read_seconds(cfg->output_dir, r->history, st.n_history, r->seconds);
+        /* Epochs 1..info.epoch were shuffled: replay them from the identity. */
+        for (int e = 0; e < info.epoch; e++)
+            rng_shuffle(&r->shuffle, r->order, (uint32_t)r->train.count);
+        if (memcmp(r->shuffle.s, st.shuffle, sizeof st.shuffle) != 0)
+            rc = lo_fail(err, "%s: the shuffle of the training set does not replay as stored "
+                         "(were the training images changed?)", newest);
+        r->next_epoch = info.batch ? info.epoch : info.epoch + 1;
+        r->start_batch = info.batch;
+        r->start_cost = info.batch ? info.cost : 0.0;
+        *complete = r->next_epoch > cfg->train.epochs;
+    }
+    free(st.history);
+    if (rc < 0)
+        return -1;
+    snprintf(r->last_ckpt, sizeof r->last_ckpt, "%s", newest);
+    if (*complete && st.n_history <= r->n_history_max)
+        report_printf(&r->log, "resume: %s: the run is complete (%d epoch%s)\n", newest,
+                      cfg->train.epochs, cfg->train.epochs == 1 ? "" : "s");
+    else if (info.batch)
+        snprintf(r->resumed, sizeof r->resumed, "resume: from %s (epoch %d, after batch %d of "
+                 "%ld)\n", newest, info.epoch, info.batch, batches);
+    else
+        snprintf(r->resumed, sizeof r->resumed, "resume: from %s (epoch %d done)\n", newest,
+                 info.epoch);
+    return 0;
+}

@@ -1,0 +1,186 @@
+/* run_dir.c - the run directory: mkdir -p, the lock, scanning for checkpoints and cleaning up
+ * after killed runs, checkpoint names, metrics.csv, the best link and the plot. */
+#define _POSIX_C_SOURCE 200809L
+#include "run_dir.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "atomic_file.h"
+#include "config.h"
+#include "plot.h"
+
+int run_dir_create(const char *dir, lo_error *err)
+{
+    char buf[CONFIG_PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char saved = *p;
+            *p = '\0';
+            if (mkdir(buf, 0777) < 0 && errno != EEXIST)
+                return lo_fail(err, "%s: cannot create directory: %s", buf, strerror(errno));
+            *p = saved;
+            if (!saved)
+                break;
+        }
+    }
+    return 0;
+}
+
+int run_dir_lock(const char *dir, int *fd, lo_error *err)
+{
+    char path[CONFIG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/" RUN_DIR_LOCK, dir);
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (*fd < 0)
+        return lo_fail(err, "%s: cannot write: %s", path, strerror(errno));
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(*fd, F_SETLK, &fl) < 0) {
+        int e = errno;
+        if (e == EACCES || e == EAGAIN)
+            return lo_fail(err, "%s: another lenet-omp is training in this run directory", dir);
+        return lo_fail(err, "%s: cannot lock: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+/* "<anything>.tmp.<digits>": a temporary file of atomic_file.c or run_dir_link_best that a
+ * killed process left behind. */
+static int is_temporary(const char *name)
+{
+    const char *t = strstr(name, ".tmp."), *next;
+    while (t && (next = strstr(t + 1, ".tmp.")))
+        t = next;
+    if (!t || !t[5])
+        return 0;
+    for (const char *p = t + 5; *p; p++)
+        if (!isdigit((unsigned char)*p))
+            return 0;
+    return 1;
+}
+
+/* The epoch number of "epoch-<digits>.safetensors", else 0. */
+static int epoch_of_name(const char *name)
+{
+    const char *p = name + 6;
+    int e = 0;
+    if (strncmp(name, "epoch-", 6) != 0 || !isdigit((unsigned char)*p))
+        return 0;
+    for (; isdigit((unsigned char)*p); p++) {
+        if (e > 100000000)
+            return 0;
+        e = e * 10 + (*p - '0');
+    }
+    return strcmp(p, ".safetensors") == 0 ? e : 0;
+}
+
+int run_dir_read(const char *dir, run_dir_scan *scan, lo_error *err)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return lo_fail(err, "%s: cannot read the directory: %s", dir, strerror(errno));
+    struct dirent *de;
+    scan->newest[0] = '\0';
+    scan->newest_epoch = 0;
+    scan->interrupted = 0;
+    while ((de = readdir(d))) {
+        char path[CONFIG_PATH_MAX + 300];
+        struct stat sb;
+        int e = epoch_of_name(de->d_name);
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        if (lstat(path, &sb) < 0 || S_ISDIR(sb.st_mode))
+            continue; /* only files can be ours */
+        if (is_temporary(de->d_name)) {
+            unlink(path);
+        } else if (e > scan->newest_epoch && S_ISREG(sb.st_mode)) {
+            scan->newest_epoch = e;
+            snprintf(scan->newest, sizeof scan->newest, "%s", path);
+        } else if (strcmp(de->d_name, RUN_DIR_INTERRUPTED) == 0) {
+            scan->interrupted = 1;
+        }
+    }
+    closedir(d);
+    return 0;
+}
+
+void run_dir_ckpt_path(char *out, size_t size, const char *dir, int digits, int epoch)
+{
+    snprintf(out, size, "%s/epoch-%0*d.safetensors", dir, digits, epoch);
+}
+
+int run_dir_write_metrics(const char *dir, const ckpt_info *history, const double *seconds,
+                          int n, lo_error *err)
+{
+    char path[CONFIG_PATH_MAX + 32];
+    atomic_file f;
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    if (atomic_open(&f, path, err) < 0)
+        return -1;
+    fprintf(f.fp, "epoch,lr,cost,train_errors,test_errors,seconds,train_count,test_count\n");
+    for (int e = 0; e < n; e++) {
+        const ckpt_info *h = &history[e];
+        fprintf(f.fp, "%d,%.10g,%.10g,%d,%d,%.3f,%d,%d\n", h->epoch, h->lr, h->cost,
+                h->train_errors, h->test_errors, seconds[e], h->train_count, h->test_count);
+    }
+    return atomic_commit(&f, err);
+}
+
+void run_dir_read_seconds(const char *dir, const ckpt_info *history, int n, double *seconds)
+{
+    char path[CONFIG_PATH_MAX + 32], line[512];
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    while (fgets(line, sizeof line, f)) {
+        int e, train_errors, test_errors;
+        double lr, cost, s;
+        if (sscanf(line, "%d,%lf,%lf,%d,%d,%lf", &e, &lr, &cost, &train_errors, &test_errors,
+                   &s) == 6 && e >= 1 && e <= n && history[e - 1].train_errors == train_errors &&
+            history[e - 1].test_errors == test_errors && s >= 0)
+            seconds[e - 1] = s;
+    }
+    fclose(f);
+}
+
+int run_dir_link_best(const char *dir, int digits, int best_epoch, lo_error *err)
+{
+    char target[64], path[CONFIG_PATH_MAX + 32], tmp[CONFIG_PATH_MAX + 64];
+    snprintf(target, sizeof target, "epoch-%0*d.safetensors", digits, best_epoch);
+    snprintf(path, sizeof path, "%s/best.safetensors", dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    unlink(tmp);
+    if (symlink(target, tmp) < 0 || rename(tmp, path) < 0) {
+        unlink(tmp);
+        return lo_fail(err, "%s: cannot write: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+int run_dir_write_plot(const char *dir, const char *name, const ckpt_info *history, int n,
+                       int best_epoch, lo_error *err)
+{
+    char path[CONFIG_PATH_MAX + 32];
+    plot_series s = {.n = n, .best_epoch = best_epoch};
+    s.points = malloc((size_t)n * sizeof *s.points);
+    if (!s.points)
+        return lo_fail(err, "out of memory");
+    snprintf(s.name, sizeof s.name, "%s", name);
+    for (int e = 0; e < n; e++) {
+        const ckpt_info *h = &history[e];
+        s.points[e] = (plot_point){h->epoch, 100.0 * h->train_errors / h->train_count,
+                                   100.0 * h->test_errors / h->test_count, h->cost};
+    }
+    snprintf(path, sizeof path, "%s/errors.svg", dir);
+    int rc = plot_write_svg(path, &s, 1, err);
+    free(s.points);
+    return rc;
+}
