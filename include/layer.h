@@ -115,6 +115,24 @@ typedef struct layer_ops {
     /* Floats of per-thread kernel scratch (pass.scratch) one call needs, for any range;
      * NULL: none. */
     size_t (*scratch_floats)(const layer *l);
+
+    /* Batch statistics (e.g. batchnorm's in training): before the layer's forward the
+     * network runs stat_phases(l, training) phases (NULL: none). In phase k it adds up, over
+     * the batch in gradtree.h's order, the stat_floats(l) floats that stat_sample writes for
+     * each sample n (overwriting leaf; it may read the phases before, in l->stat), into
+     * l->stat + k * stat_floats(l); then stat_done(l, p, k, e0, e1) runs on disjoint ranges
+     * [e0, e1) of that phase's floats, which together cover them (to turn sums into means,
+     * update running statistics). The sums never depend on how the batch is shared. */
+    int (*stat_phases)(const layer *l, int training);
+    size_t (*stat_floats)(const layer *l);
+    void (*stat_sample)(const layer *l, const pass_ctx *p, const float *in, int n, int phase,
+                        float *leaf);
+    void (*stat_done)(layer *l, const pass_ctx *p, int phase, size_t e0, size_t e1);
+
+    /* 1: backward reads the batch's finished parameter gradient (l->dweight, l->dbias), so
+     * the network completes it before the layer's backward runs (e.g. batchnorm, whose input
+     * gradient needs the batch sums that are its parameter gradient). */
+    int grad_first;
 } layer_ops;
 
 /* Settings of the kinds that have some. conv and dense both start with the geometry their
@@ -162,6 +180,9 @@ struct layer {
      * relu_fused on the relu layer, whose forward is skipped and whose output tensor is the
      * producer's. Backward is unchanged (the relu derivative reads the relu's output). */
     int relu_out, relu_fused;
+
+    /* Kinds with batch statistics: stat_phases x stat_floats floats (net_build). */
+    float *stat;
 };
 
 #endif

@@ -22,6 +22,8 @@ typedef struct net_team {
     gt_stack *stacks;      /* n_layers x threads: layer i's trees, thread by thread (used by
                             * layers with per-sample gradients) */
     float *tree_buffers;   /* their buffers */
+    gt_stack *stat_stacks; /* n_layers x threads: the same for batch statistics */
+    float *stat_buffers;
     float *blocks;         /* layers with row gradients over batches of several tree blocks:
                             * GT_MAX_NODES x largest (n_weight + n_bias) */
     size_t blocks_floats;
@@ -41,6 +43,7 @@ typedef struct net {
     float **dact;     /* dact[i]: gradient of act[i]; NULL for i = 0 and i = n_layers */
     double *sample_loss; /* max_batch: each sample's loss after net_train_pass */
     arena param_arena, grad_arena, act_arena, dact_arena;
+    arena stat_arena; /* the layers' batch statistics (layer.h's stat) */
     net_team team;
 } net;
 

@@ -27,6 +27,14 @@ static size_t scratch_floats(const layer *l)
     return l->ops->scratch_floats ? l->ops->scratch_floats(l) : 0;
 }
 
+/* Floats of a layer's batch statistics, every phase (layer.h). */
+static size_t stat_total(const layer *l)
+{
+    if (!l->ops->stat_phases)
+        return 0;
+    return (size_t)l->ops->stat_phases(l, 1) * l->ops->stat_floats(l);
+}
+
 /* The layer's split of a phase (layer.h; LAYER_WHOLE when the kind declares none). */
 static layer_split split_of(const layer *l, layer_phase phase)
 {
@@ -41,6 +49,12 @@ static int check_contract(const layer *l, lo_error *err)
     const int rows = l->weight_ndim > 0 ? l->weight_shape[0] : 0;
     if (l->ops->is_loss && !l->ops->loss)
         return lo_fail(err, "the loss kind has no loss operation");
+    if (l->ops->stat_phases && (!l->ops->stat_floats || !l->ops->stat_sample ||
+                                !l->ops->stat_done))
+        return lo_fail(err, "the kind has batch statistics but not all their operations");
+    if (l->ops->grad_first && split_of(l, LAYER_GRAD) == LAYER_WHOLE)
+        return lo_fail(err, "the kind reads its finished gradient in backward, which it makes "
+                       "itself");
     if (l->n_weight + l->n_bias == 0)
         return 0;
     if (g == LAYER_BY_SAMPLE && !l->ops->grad_sample)
@@ -113,6 +127,11 @@ static void place_tensors(net *n)
         l->dbias = l->n_bias ? arena_take(&n->grad_arena, l->n_bias) : NULL;
         n->n_weights += l->n_weight + l->n_bias;
     }
+    for (int i = 0; i < n->n_layers; i++) {
+        layer *l = &n->layers[i];
+        const size_t s = stat_total(l);
+        l->stat = s ? arena_take(&n->stat_arena, s) : NULL;
+    }
     n->params = n->param_arena.base;
     n->grads = n->grad_arena.base;
     n->n_params = n->param_arena.used;
@@ -165,16 +184,17 @@ int net_build(net *n, const layer *layers, int n_layers, shape3 input, int max_b
     }
     mark_fused_relus(n);
     size_t B = (size_t)max_batch;
-    size_t p = 0, a = arena_round(B * shape3_size(input)), d = 0;
+    size_t p = 0, a = arena_round(B * shape3_size(input)), d = 0, st = 0;
     for (int i = 0; i < n_layers; i++) {
         const layer *l = &n->layers[i];
         p += arena_round(l->n_weight) + arena_round(l->n_bias);
+        st += arena_round(stat_total(l));
         a += l->relu_fused ? 0 : arena_round(B * shape3_size(l->out));
         d += arena_round(B * shape3_size(l->out));
     }
     if (arena_init(&n->param_arena, p) < 0 || arena_init(&n->grad_arena, p) < 0 ||
         arena_init(&n->act_arena, a) < 0 || arena_init(&n->dact_arena, d) < 0 ||
-        net_team_init(n) < 0) {
+        (st && arena_init(&n->stat_arena, st) < 0) || net_team_init(n) < 0) {
         net_free(n);
         return lo_fail(err, "out of memory allocating the network's arenas");
     }
@@ -185,7 +205,7 @@ int net_build(net *n, const layer *layers, int n_layers, shape3 input, int max_b
 size_t net_memory_bytes(const net *n)
 {
     return sizeof(float) * (n->param_arena.size + n->grad_arena.size + n->act_arena.size +
-                            n->dact_arena.size) +
+                            n->dact_arena.size + n->stat_arena.size) +
            net_team_bytes(n);
 }
 
@@ -269,6 +289,7 @@ void net_free(net *n)
     arena_free(&n->grad_arena);
     arena_free(&n->act_arena);
     arena_free(&n->dact_arena);
+    arena_free(&n->stat_arena);
     net_team_free(n);
     free(n->layers);
     free(n->act);

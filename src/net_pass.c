@@ -45,6 +45,18 @@ static layer_split backward_split(const layer *l, int training)
 /* Floats of a layer's gradient-tree buffers (weights then biases, rounded for alignment). */
 static size_t tree_floats(const layer *l) { return (layer_params(l) + 15) / 16 * 16; }
 
+/* Phases of batch statistics the layer has in this mode (layer.h). */
+static int stat_count(const layer *l, int training)
+{
+    return l->ops->stat_phases ? l->ops->stat_phases(l, training) : 0;
+}
+
+/* Floats of a layer's statistics-tree buffers (0: it has none in training). */
+static size_t stat_tree_floats(const layer *l)
+{
+    return stat_count(l, 1) ? (l->ops->stat_floats(l) + 15) / 16 * 16 : 0;
+}
+
 /* ---------------------------------------------------------------------------------------
  * Team state: per-thread scratch, per-thread gradient trees, row-gradient blocks. */
 
@@ -53,6 +65,8 @@ static void team_free(net_team *t)
     free(t->scratch);
     free(t->stacks);
     free(t->tree_buffers);
+    free(t->stat_stacks);
+    free(t->stat_buffers);
     free(t->blocks);
     memset(t, 0, sizeof *t);
 }
@@ -85,11 +99,12 @@ static int max_blocks(int samples)
 static int team_alloc(net *n, int threads, int tree_samples)
 {
     net_team t = {.threads = threads, .tree_samples = tree_samples};
-    size_t most = 0, per_thread = 0, rows_most = 0;
+    size_t most = 0, per_thread = 0, rows_most = 0, stat_per_thread = 0;
     for (int i = 0; i < n->n_layers; i++) {
         const layer *l = &n->layers[i];
         size_t s = l->ops->scratch_floats ? l->ops->scratch_floats(l) : 0;
         most = s > most ? s : most;
+        stat_per_thread += stat_tree_floats(l);
         if (grad_split(l) == LAYER_BY_SAMPLE)
             per_thread += tree_floats(l);
         if (grad_split(l) == LAYER_BY_ROWS && layer_params(l) > rows_most)
@@ -104,15 +119,23 @@ static int team_alloc(net *n, int threads, int tree_samples)
         t.tree_buffers = floats_alloc((size_t)threads * (size_t)nb * per_thread);
         t.blocks_floats = rows_most;
         t.blocks = floats_alloc((size_t)max_blocks(tree_samples) * rows_most);
-        ok = t.stacks && (!per_thread || t.tree_buffers) && (!rows_most || t.blocks);
-        float *at = t.tree_buffers;
+        t.stat_stacks = calloc((size_t)threads * (size_t)n->n_layers, sizeof *t.stat_stacks);
+        t.stat_buffers = floats_alloc((size_t)threads * (size_t)nb * stat_per_thread);
+        ok = t.stacks && (!per_thread || t.tree_buffers) && (!rows_most || t.blocks) &&
+             t.stat_stacks && (!stat_per_thread || t.stat_buffers);
+        float *at = t.tree_buffers, *st = t.stat_buffers;
         for (int th = 0; ok && th < threads; th++)
             for (int i = 0; i < n->n_layers; i++) {
                 const layer *l = &n->layers[i];
-                if (grad_split(l) != LAYER_BY_SAMPLE)
-                    continue;
-                gt_init(&t.stacks[(size_t)i * threads + th], at, nb, tree_floats(l));
-                at += (size_t)nb * tree_floats(l);
+                if (grad_split(l) == LAYER_BY_SAMPLE) {
+                    gt_init(&t.stacks[(size_t)i * threads + th], at, nb, tree_floats(l));
+                    at += (size_t)nb * tree_floats(l);
+                }
+                if (stat_tree_floats(l)) {
+                    gt_init(&t.stat_stacks[(size_t)i * threads + th], st, nb,
+                            stat_tree_floats(l));
+                    st += (size_t)nb * stat_tree_floats(l);
+                }
             }
     }
     if (!ok) {
@@ -142,10 +165,12 @@ size_t net_team_bytes(const net *n)
     size_t floats = (size_t)t->threads * t->scratch_floats +
                     (size_t)max_blocks(t->tree_samples) * t->blocks_floats;
     if (t->tree_samples > 0)
-        for (int i = 0; i < n->n_layers; i++)
-            if (grad_split(&n->layers[i]) == LAYER_BY_SAMPLE)
-                floats += (size_t)t->threads * (size_t)gt_buffers_for(t->tree_samples) *
-                          tree_floats(&n->layers[i]);
+        for (int i = 0; i < n->n_layers; i++) {
+            const layer *l = &n->layers[i];
+            const size_t per = (grad_split(l) == LAYER_BY_SAMPLE ? tree_floats(l) : 0) +
+                               stat_tree_floats(l);
+            floats += (size_t)t->threads * (size_t)gt_buffers_for(t->tree_samples) * per;
+        }
     return floats * sizeof(float);
 }
 
@@ -190,6 +215,43 @@ static void step_range(const layer *l, layer_split s, int B, int *lo, int *hi)
 /* ---------------------------------------------------------------------------------------
  * Forward. */
 
+/* Layer i's batch statistics, phase by phase: each thread adds its own samples' leaves into
+ * its tree; after a barrier each sums and finishes its share of the floats; a barrier after
+ * each phase. The layer's input of this thread's samples must be complete. */
+static void stat_sync(net *n, const pass_ctx *p, int i, int B)
+{
+    layer *l = &n->layers[i];
+    const size_t len = l->ops->stat_floats(l);
+    const int T = team_size();
+    gt_stack *all = &n->team.stat_stacks[(size_t)i * n->team.threads];
+    gt_stack *mine = &all[team_thread()];
+    int lo, hi;
+    team_share(B, &lo, &hi);
+    const size_t e0 = len * (size_t)team_thread() / (size_t)T;
+    const size_t e1 = len * (size_t)(team_thread() + 1) / (size_t)T;
+    for (int k = 0; k < stat_count(l, p->training); k++) {
+        gt_reset(mine);
+        for (int b = lo; b < hi; b++) {
+            l->ops->stat_sample(l, p, n->act[i], b, k, gt_leaf(mine));
+            gt_push(mine, b);
+        }
+        team_barrier();
+        if (e1 > e0) {
+            gt_combine(all, T, e0, e1 - e0, l->stat + (size_t)k * len + e0);
+            l->ops->stat_done(l, p, k, e0, e1);
+        }
+        team_barrier();
+    }
+}
+
+/* Whether layer j can join a run of sample-split forward layers: it splits the samples and
+ * has no batch statistics to wait for (a fused relu always joins). */
+static int joins_forward_run(const layer *l, int training)
+{
+    return l->relu_fused || (split_of(l, LAYER_FORWARD, training) == LAYER_BY_SAMPLE &&
+                             stat_count(l, training) == 0);
+}
+
 static void forward_layers(net *n, const pass_ctx *p, int B)
 {
     int s_lo, s_hi, pending = 0; /* pending: a barrier is due before reading by samples */
@@ -200,6 +262,12 @@ static void forward_layers(net *n, const pass_ctx *p, int B)
         if (l->relu_fused) { /* applied by the layer before */
             i++;
             continue;
+        }
+        if (stat_count(l, p->training) > 0) {
+            if (pending)
+                team_barrier();
+            pending = 0;
+            stat_sync(n, p, i, B);
         }
         if (s != LAYER_BY_SAMPLE) {
             int lo, hi;
@@ -212,9 +280,7 @@ static void forward_layers(net *n, const pass_ctx *p, int B)
             continue;
         }
         int j = i + 1; /* the run [i, j) of layers that split the samples */
-        while (j < n->n_layers && (n->layers[j].relu_fused ||
-                                   split_of(&n->layers[j], LAYER_FORWARD, p->training) ==
-                                       LAYER_BY_SAMPLE))
+        while (j < n->n_layers && joins_forward_run(&n->layers[j], p->training))
             j++;
         if (pending)
             team_barrier();
@@ -263,8 +329,9 @@ static void grad_samples(net *n, const pass_ctx *p, int i, int c0, int c1)
     }
 }
 
-/* Layer i's backward as a step of its own (rows, or the whole batch on thread 0). */
-static void backward_step(net *n, const pass_ctx *p, int i, layer_split s, int B)
+/* Layer i's backward as a step of its own (rows, or the whole batch on thread 0); with
+ * leaves, then its per-sample gradients of this thread's samples. */
+static void backward_step(net *n, const pass_ctx *p, int i, layer_split s, int B, int leaves)
 {
     layer *l = &n->layers[i];
     int lo, hi;
@@ -279,45 +346,10 @@ static void backward_step(net *n, const pass_ctx *p, int i, layer_split s, int B
         }
         l->ops->backward(l, p, n->act[i], n->act[i + 1], n->dact[i + 1], n->dact[i], lo, hi);
     }
-    if (grad_split(l) == LAYER_BY_SAMPLE) { /* dout of this thread's samples is there */
+    if (leaves && grad_split(l) == LAYER_BY_SAMPLE) { /* dout of own samples is there */
         int s_lo, s_hi;
         team_share(B, &s_lo, &s_hi);
         grad_samples(n, p, i, s_lo, s_hi);
-    }
-}
-
-static void backward_layers(net *n, const pass_ctx *p, int B)
-{
-    int s_lo, s_hi, pending = 0;
-    team_share(B, &s_lo, &s_hi);
-    for (int i = 0; i < n->n_layers; i++)
-        if (grad_split(&n->layers[i]) == LAYER_BY_SAMPLE)
-            gt_reset(own_stack(n, i));
-    for (int i = n->n_layers - 1; i >= 0;) {
-        const layer_split s = backward_split(&n->layers[i], p->training);
-        if (s != LAYER_BY_SAMPLE) {
-            backward_step(n, p, i, s, B);
-            pending = 1;
-            i--;
-            continue;
-        }
-        int j = i - 1; /* the run (j, i] of layers that split the samples */
-        while (j >= 0 && backward_split(&n->layers[j], p->training) == LAYER_BY_SAMPLE)
-            j--;
-        if (pending)
-            team_barrier();
-        pending = 0;
-        for (int c0 = s_lo; c0 < s_hi; c0 += NET_CHUNK) {
-            const int c1 = s_hi - c0 < NET_CHUNK ? s_hi : c0 + NET_CHUNK;
-            for (int k = i; k > j; k--) {
-                layer *l = &n->layers[k];
-                l->ops->backward(l, p, n->act[k], n->act[k + 1], n->dact[k + 1], n->dact[k], c0,
-                                 c1);
-                if (grad_split(l) == LAYER_BY_SAMPLE)
-                    grad_samples(n, p, k, c0, c1);
-            }
-        }
-        i = j;
     }
 }
 
@@ -377,6 +409,83 @@ static void finish_by_rows(net *n, const pass_ctx *p, int i, int B)
         gt_fold(bb, m, (size_t)(r1 - r0), l->dbias + r0);
 }
 
+/* Layer i's gradient rows of this thread, as its kind makes them. */
+static void finish_grad(net *n, const pass_ctx *p, int i, int B)
+{
+    const layer_split g = grad_split(&n->layers[i]);
+    if (g == LAYER_BY_SAMPLE)
+        finish_by_sample(n, i);
+    else if (g == LAYER_BY_ROWS)
+        finish_by_rows(n, p, i, B);
+}
+
+/* Whether layer i's parameter gradient is finished before its backward (layer.h). */
+static int grad_first(const layer *l)
+{
+    return l->ops->grad_first && grad_split(l) != LAYER_WHOLE;
+}
+
+/* Layer i's parameter gradient finished ahead of its backward: this thread's samples' leaves
+ * (dout of its samples is there), a barrier, its rows, a barrier. */
+static void finish_first(net *n, const pass_ctx *p, int i, int B)
+{
+    int lo, hi;
+    team_share(B, &lo, &hi);
+    if (grad_split(&n->layers[i]) == LAYER_BY_SAMPLE)
+        grad_samples(n, p, i, lo, hi);
+    team_barrier();
+    finish_grad(n, p, i, B);
+    team_barrier();
+}
+
+/* Whether layer j can join a run of sample-split backward layers. */
+static int joins_backward_run(const layer *l, int training)
+{
+    return backward_split(l, training) == LAYER_BY_SAMPLE && !grad_first(l);
+}
+
+static void backward_layers(net *n, const pass_ctx *p, int B)
+{
+    int s_lo, s_hi, pending = 0;
+    team_share(B, &s_lo, &s_hi);
+    for (int i = 0; i < n->n_layers; i++)
+        if (grad_split(&n->layers[i]) == LAYER_BY_SAMPLE)
+            gt_reset(own_stack(n, i));
+    for (int i = n->n_layers - 1; i >= 0;) {
+        const layer_split s = backward_split(&n->layers[i], p->training);
+        const int first = grad_first(&n->layers[i]);
+        if (first) {
+            if (pending)
+                team_barrier();
+            pending = 0;
+            finish_first(n, p, i, B);
+        }
+        if (s != LAYER_BY_SAMPLE) {
+            backward_step(n, p, i, s, B, !first);
+            pending = 1;
+            i--;
+            continue;
+        }
+        int j = i - 1; /* the run (j, i] of layers that split the samples */
+        while (j >= 0 && joins_backward_run(&n->layers[j], p->training))
+            j--;
+        if (pending)
+            team_barrier();
+        pending = 0;
+        for (int c0 = s_lo; c0 < s_hi; c0 += NET_CHUNK) {
+            const int c1 = s_hi - c0 < NET_CHUNK ? s_hi : c0 + NET_CHUNK;
+            for (int k = i; k > j; k--) {
+                layer *l = &n->layers[k];
+                l->ops->backward(l, p, n->act[k], n->act[k + 1], n->dact[k + 1], n->dact[k], c0,
+                                 c1);
+                if (grad_split(l) == LAYER_BY_SAMPLE && !(k == i && first))
+                    grad_samples(n, p, k, c0, c1);
+            }
+        }
+        i = j;
+    }
+}
+
 void net_train_pass(net *n, const pass_ctx *proto, int B)
 {
     team_fit(n, B, 1);
@@ -390,13 +499,9 @@ void net_train_pass(net *n, const pass_ctx *proto, int B)
                                             b, p.labels[b]);
     backward_layers(n, &p, B);
     team_barrier();
-    for (int i = 0; i < n->n_layers; i++) {
-        const layer_split g = grad_split(&n->layers[i]);
-        if (g == LAYER_BY_SAMPLE)
-            finish_by_sample(n, i);
-        else if (g == LAYER_BY_ROWS)
-            finish_by_rows(n, &p, i, B);
-    }
+    for (int i = 0; i < n->n_layers; i++)
+        if (!grad_first(&n->layers[i]))
+            finish_grad(n, &p, i, B);
 }
 
 /* ---------------------------------------------------------------------------------------
@@ -437,6 +542,8 @@ static void layer_forward_team(net *n, const pass_ctx *proto, int i, int B)
     const pass_ctx p = thread_pass(n, proto);
     const layer *l = &n->layers[i];
     int lo, hi;
+    if (stat_count(l, p.training) > 0)
+        stat_sync(n, &p, i, B);
     step_range(l, split_of(l, LAYER_FORWARD, p.training), B, &lo, &hi);
     if (hi > lo)
         l->ops->forward(l, &p, n->act[i], n->act[i + 1], lo, hi);
@@ -454,24 +561,25 @@ static void layer_backward_team(net *n, const pass_ctx *proto, int i, int B)
     const pass_ctx p = thread_pass(n, proto);
     layer *l = &n->layers[i];
     const layer_split s = backward_split(l, p.training), g = grad_split(l);
+    const int first = grad_first(l);
     if (g == LAYER_BY_SAMPLE)
         gt_reset(own_stack(n, i));
+    if (first)
+        finish_first(n, &p, i, B);
     if (s == LAYER_BY_SAMPLE) {
         int lo, hi;
         team_share(B, &lo, &hi);
         if (hi > lo)
             l->ops->backward(l, &p, n->act[i], n->act[i + 1], n->dact[i + 1], n->dact[i], lo,
                              hi);
-        if (g == LAYER_BY_SAMPLE)
+        if (g == LAYER_BY_SAMPLE && !first)
             grad_samples(n, &p, i, lo, hi);
     } else {
-        backward_step(n, &p, i, s, B);
+        backward_step(n, &p, i, s, B, !first);
     }
     team_barrier();
-    if (g == LAYER_BY_SAMPLE)
-        finish_by_sample(n, i);
-    else if (g == LAYER_BY_ROWS)
-        finish_by_rows(n, &p, i, B);
+    if (!first)
+        finish_grad(n, &p, i, B);
     team_barrier();
 }
 

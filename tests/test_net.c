@@ -11,6 +11,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,6 +235,111 @@ static const layer_ops sample_ops = {
     .grad_sample = sample_grad,
 };
 
+/* Batch statistics and a gradient finished before backward: a per-channel normalisation
+ * with batch mean and variance, scaled (weight) and shifted (bias), as batchnorm trains. */
+static int bstat_phases(const layer *l, int training)
+{
+    (void)l;
+    return training ? 2 : 0;
+}
+
+static size_t bstat_floats(const layer *l) { return (size_t)l->in.c; }
+
+static float bstat_xhat(const layer *l, const float *in, size_t at, int c)
+{
+    return (in[at] - l->stat[c]) * l->stat[l->in.c + c];
+}
+
+/* Phase 0: sample n's sum over each plane; phase 1: its sum of squared deviations. */
+static void bstat_sample(const layer *l, const pass_ctx *p, const float *in, int n, int phase,
+                         float *leaf)
+{
+    (void)p;
+    const size_t plane = (size_t)l->in.h * l->in.w;
+    for (int c = 0; c < l->in.c; c++) {
+        const float *x = in + ((size_t)n * l->in.c + c) * plane;
+        float s = 0.0f;
+        for (size_t i = 0; i < plane; i++)
+            s += phase == 0 ? x[i] : (x[i] - l->stat[c]) * (x[i] - l->stat[c]);
+        leaf[c] = s;
+    }
+}
+
+/* Sums into the mean and 1 / sqrt(var + 1e-5), in place. */
+static void bstat_done(layer *l, const pass_ctx *p, int phase, size_t e0, size_t e1)
+{
+    const float count = (float)p->batch * (float)(l->in.h * l->in.w);
+    float *v = l->stat + (size_t)phase * (size_t)l->in.c;
+    for (size_t c = e0; c < e1; c++)
+        v[c] = phase == 0 ? v[c] / count : 1.0f / sqrtf(v[c] / count + 1e-5f);
+}
+
+static void bstat_forward(const layer *l, const pass_ctx *p, const float *in, float *out, int lo,
+                          int hi)
+{
+    (void)p;
+    const size_t plane = (size_t)l->in.h * l->in.w;
+    for (int n = lo; n < hi; n++)
+        for (int c = 0; c < l->in.c; c++)
+            for (size_t i = 0; i < plane; i++) {
+                const size_t at = ((size_t)n * l->in.c + c) * plane + i;
+                out[at] = ku_fma(l->bias[c], l->weight[c], bstat_xhat(l, in, at, c));
+            }
+}
+
+static void bstat_grad(const layer *l, const pass_ctx *p, const float *in, const float *out,
+                       const float *dout, int n, float *dw, float *db)
+{
+    (void)p;
+    (void)out;
+    const size_t plane = (size_t)l->in.h * l->in.w;
+    for (int c = 0; c < l->in.c; c++) {
+        float w = 0.0f, b = 0.0f;
+        for (size_t i = 0; i < plane; i++) {
+            const size_t at = ((size_t)n * l->in.c + c) * plane + i;
+            w = ku_fma(w, dout[at], bstat_xhat(l, in, at, c));
+            b += dout[at];
+        }
+        dw[c] = w;
+        db[c] = b;
+    }
+}
+
+/* din = weight / sigma / N (N dout - sum dout - xhat sum(dout xhat)), the sums being the
+ * batch's bias and weight gradients, finished before (grad_first). */
+static void bstat_backward(layer *l, const pass_ctx *p, const float *in, const float *out,
+                           const float *dout, float *din, int lo, int hi)
+{
+    (void)out;
+    if (!din)
+        return;
+    const size_t plane = (size_t)l->in.h * l->in.w;
+    const float count = (float)p->batch * (float)plane;
+    for (int n = lo; n < hi; n++)
+        for (int c = 0; c < l->in.c; c++) {
+            const float k = l->weight[c] * l->stat[l->in.c + c] / count;
+            for (size_t i = 0; i < plane; i++) {
+                const size_t at = ((size_t)n * l->in.c + c) * plane + i;
+                din[at] = k * (count * dout[at] - l->dbias[c] -
+                               bstat_xhat(l, in, at, c) * l->dweight[c]);
+            }
+        }
+}
+
+static const layer_ops bstat_ops = {
+    .kind = "batch_stat",
+    .setup = scale_setup,
+    .split = sample_split,
+    .forward = bstat_forward,
+    .backward = bstat_backward,
+    .grad_sample = bstat_grad,
+    .stat_phases = bstat_phases,
+    .stat_floats = bstat_floats,
+    .stat_sample = bstat_sample,
+    .stat_done = bstat_done,
+    .grad_first = 1,
+};
+
 /* ---- helpers ---- */
 
 static void load_config(run_config *cfg, const char *text)
@@ -357,8 +463,8 @@ static void test_whole_network_gradient(void **state)
     load_config(&cfg, small_net);
     check_network_gradient(&cfg, (shape3){1, 11, 13}, 3, labels);
     config_free(&cfg);
-    const layer_ops *kinds[] = {&naive_ops, &rows_ops, &sample_ops};
-    for (int k = 0; k < 3; k++) {
+    const layer_ops *kinds[] = {&naive_ops, &rows_ops, &sample_ops, &bstat_ops};
+    for (int k = 0; k < 4; k++) {
         load_config(&cfg, probe_net);
         use_probe(&cfg, kinds[k]);
         check_network_gradient(&cfg, (shape3){1, 6, 7}, 6, labels);
@@ -479,6 +585,19 @@ static void test_row_kind_same_as_sample_kind(void **state)
     set_threads(team_max());
     config_free(&rows);
     config_free(&samples);
+}
+
+/* Batch statistics and a gradient finished before backward: the same bits at any thread
+ * count, batches of 8, 6 and 5. */
+static void test_batch_stat_kind_any_threads(void **state)
+{
+    (void)state;
+    run_config cfg;
+    load_config(&cfg, probe_net);
+    use_probe(&cfg, &bstat_ops);
+    expect_thread_identity(&cfg, (shape3){1, 6, 7}, 8);
+    expect_thread_identity(&cfg, (shape3){1, 6, 7}, 6);
+    config_free(&cfg);
 }
 
 /* Every parameter belongs to exactly one thread (net_param_share), for 1 to 4 threads. */
@@ -786,6 +905,7 @@ int main(void)
         cmocka_unit_test(test_threads_bitwise_identical),
         cmocka_unit_test(test_plain_kind_any_threads),
         cmocka_unit_test(test_row_kind_same_as_sample_kind),
+        cmocka_unit_test(test_batch_stat_kind_any_threads),
         cmocka_unit_test(test_param_share_covers_once),
         cmocka_unit_test(test_forward_paths_same_bits),
         cmocka_unit_test(test_checkpoint_round_trip),
