@@ -10,7 +10,8 @@
  * Every timed section is warmed up once, then repeated; the median is reported (min and max
  * too, as a noise indicator). Seeds are fixed: the same weights and sample order every run.
  *
- * Usage: lenet-bench [--repeats N] [--images N] [--threads 1,2] [--json FILE] CONFIG */
+ * Usage: lenet-bench [--repeats N] [--images N] [--threads 1,2] [--batches 8,64] [--json FILE]
+ *        CONFIG */
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdio.h>
@@ -40,6 +41,7 @@
 
 #define MAX_REPEATS 99
 #define MAX_THREAD_COUNTS 8
+#define MAX_BATCHES 8
 #define LAYER_TARGET_S 0.01 /* each per-layer repeat runs the op for about this long */
 #define LAYER_BATCH 8
 
@@ -75,6 +77,21 @@ static void set_threads(int t)
 #else
     (void)t;
 #endif
+}
+
+/* Positive integers "a,b,c" into v (at most max); their count, or 0 for a bad list. */
+static int parse_list(const char *text, int *v, int max)
+{
+    int n = 0;
+    for (const char *p = text; *p; n++) {
+        char *end;
+        long x = strtol(p, &end, 10);
+        if (n == max || end == p || x < 1 || x > 1 << 20 || (*end && *end != ','))
+            return 0;
+        v[n] = (int)x;
+        p = *end ? end + 1 : end;
+    }
+    return n;
 }
 
 static int num_procs(void)
@@ -267,8 +284,11 @@ typedef struct bench {
     net n;
     uint32_t *order;
     float *velocity; /* momentum state, NULL without momentum (as train.c) */
-    uint8_t labels[EVAL_BATCH > 64 ? EVAL_BATCH : 64];
+    uint8_t *labels; /* max(max_train_batch, EVAL_BATCH) */
     int repeats, images;
+    int batches[MAX_BATCHES]; /* the training batch sizes timed */
+    int n_batches;            /* 0 until set: then the config's batch size */
+    int max_train_batch;
     double worst_others; /* the largest others_busy of any section */
     cJSON *lines; /* JSON array of results, one object per reported number */
 } bench;
@@ -446,8 +466,15 @@ static int open_bench(bench *b, const char *path, lo_error *err)
         return -1;
     b->train_norm = dataset_norm(&b->train, d->padding, d->normalize);
     b->test_norm = dataset_norm(&b->test, d->padding, d->normalize);
-    /* batch 64 and EVAL_BATCH both fit; train.c builds batch-8 runs with max_batch 64 too */
-    int max_batch = EVAL_BATCH > 64 ? EVAL_BATCH : 64;
+    if (b->n_batches == 0) { /* --batches config */
+        b->batches[0] = b->cfg.train.batch_size;
+        b->n_batches = 1;
+    }
+    for (int k = 0; k < b->n_batches; k++)
+        if (b->batches[k] > b->max_train_batch)
+            b->max_train_batch = b->batches[k];
+    /* every training batch and EVAL_BATCH fit (train.c: max(batch_size, EVAL_BATCH)) */
+    int max_batch = EVAL_BATCH > b->max_train_batch ? EVAL_BATCH : b->max_train_batch;
     if (net_build(&b->n, b->cfg.layers, b->cfg.n_layers,
                   dataset_input_shape(&b->train, d->padding), max_batch, b->cfg.source,
                   err) < 0 ||
@@ -457,9 +484,10 @@ static int open_bench(bench *b, const char *path, lo_error *err)
     rng shuffle;
     rng_seed(&shuffle, b->cfg.seed * 2u + 1u);
     b->order = malloc((size_t)b->train.count * sizeof *b->order);
+    b->labels = malloc((size_t)max_batch);
     if (b->cfg.train.momentum > 0)
         b->velocity = calloc(b->n.n_params, sizeof *b->velocity);
-    if (!b->order || (b->cfg.train.momentum > 0 && !b->velocity))
+    if (!b->order || !b->labels || (b->cfg.train.momentum > 0 && !b->velocity))
         return lo_fail(err, "out of memory");
     for (int i = 0; i < b->train.count; i++)
         b->order[i] = (uint32_t)i;
@@ -507,16 +535,19 @@ static cJSON *spec_json(const bench *b)
     cJSON_AddNumberToObject(spec, "weight_decay", b->cfg.train.weight_decay);
     cJSON_AddNumberToObject(spec, "seed", (double)b->cfg.seed);
     cJSON_AddNumberToObject(spec, "eval_batch", EVAL_BATCH);
+    cJSON_AddItemToObject(spec, "train_batches", cJSON_CreateIntArray(b->batches, b->n_batches));
     return spec;
 }
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: lenet-bench [--repeats N] [--images N] [--threads LIST] [--json FILE]"
-                 " [--no-layers] CONFIG\n"
+    fprintf(out, "usage: lenet-bench [--repeats N] [--images N] [--threads LIST] [--batches LIST]"
+                 " [--json FILE] [--no-layers] CONFIG\n"
                  "  --repeats N     timed repeats per section, median reported (default 5)\n"
                  "  --images N      training images per timed repeat (default 8192)\n"
                  "  --threads LIST  comma-separated thread counts (default 1,<all cores>)\n"
+                 "  --batches LIST  comma-separated training batch sizes (default 8,64), or\n"
+                 "                  'config': the config's train.batch_size\n"
                  "  --json FILE     also write every number to FILE\n"
                  "  --no-layers     skip the per-layer timings\n"
                  "  --spec-only     write only the network/data spec (--json) and exit\n");
@@ -525,7 +556,7 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     static bench b;
-    const char *config = NULL, *json_path = NULL, *thread_list = NULL;
+    const char *config = NULL, *json_path = NULL, *thread_list = NULL, *batch_list = "8,64";
     int layers = 1, spec_only = 0, threads[MAX_THREAD_COUNTS], n_threads = 0;
     b.repeats = 5;
     b.images = 8192;
@@ -538,6 +569,8 @@ int main(int argc, char **argv)
             b.images = atoi(argv[++i]);
         else if (strcmp(a, "--threads") == 0 && has_value)
             thread_list = argv[++i];
+        else if (strcmp(a, "--batches") == 0 && has_value)
+            batch_list = argv[++i];
         else if (strcmp(a, "--json") == 0 && has_value)
             json_path = argv[++i];
         else if (strcmp(a, "--no-layers") == 0)
@@ -559,15 +592,10 @@ int main(int argc, char **argv)
         return 2;
     }
     if (thread_list) {
-        for (const char *p = thread_list; *p && n_threads < MAX_THREAD_COUNTS;) {
-            threads[n_threads] = atoi(p);
-            if (threads[n_threads] < 1) {
-                fprintf(stderr, "lenet-bench: bad --threads '%s'\n", thread_list);
-                return 2;
-            }
-            n_threads++;
-            p += strcspn(p, ",");
-            p += *p == ',';
+        n_threads = parse_list(thread_list, threads, MAX_THREAD_COUNTS);
+        if (n_threads < 1) {
+            fprintf(stderr, "lenet-bench: bad --threads '%s'\n", thread_list);
+            return 2;
         }
     } else {
         threads[n_threads++] = 1;
@@ -575,6 +603,13 @@ int main(int argc, char **argv)
             threads[n_threads++] = num_procs();
     }
 
+    if (strcmp(batch_list, "config") != 0) {
+        b.n_batches = parse_list(batch_list, b.batches, MAX_BATCHES);
+        if (b.n_batches < 1) {
+            fprintf(stderr, "lenet-bench: bad --batches '%s'\n", batch_list);
+            return 2;
+        }
+    }
     lo_error err = {{0}};
     if (open_bench(&b, config, &err) < 0) {
         fprintf(stderr, "lenet-bench: %s\n", err.msg);
@@ -611,19 +646,18 @@ int main(int argc, char **argv)
         printf("\n== %d thread%s (measured FMA peak %.1f GFLOP/s, %.1f per thread) ==\n", t,
                t == 1 ? "" : "s", peak, peak / t);
         add_line(&b, "peak_measured", t, 0, "GFLOP/s", (stats){peak, peak, peak}, 0.0);
-        static const int batches[] = {8, 64};
-        for (int j = 0; j < 3; j++) {
-            int B = j < 2 ? batches[j] : EVAL_BATCH;
+        for (int j = 0; j <= b.n_batches; j++) { /* each training batch, then evaluation */
+            const int train = j < b.n_batches, B = train ? b.batches[j] : EVAL_BATCH;
             cpu_mark m0 = mark_cpu();
-            stats s = j < 2 ? bench_train(&b, B) : bench_eval(&b);
+            stats s = train ? bench_train(&b, B) : bench_eval(&b);
             double others = others_busy(m0, mark_cpu());
-            double gf = s.median * (j < 2 ? train_fwd + train_bwd : train_fwd) / 1e9;
-            printf("  %s batch %-3d %9.0f images/s  [%.0f..%.0f]  %6.2f GFLOP/s", j < 2 ?
-                   "train" : "eval ", B, s.median, s.min, s.max, gf);
+            double gf = s.median * (train ? train_fwd + train_bwd : train_fwd) / 1e9;
+            printf("  %s batch %-3d %9.0f images/s  [%.0f..%.0f]  %6.2f GFLOP/s",
+                   train ? "train" : "eval ", B, s.median, s.min, s.max, gf);
             if (peak > 0)
                 printf("  %4.1f%% of peak", 100.0 * gf / peak);
             printf("  others %.0f%%\n", 100.0 * others);
-            add_line(&b, j < 2 ? "train" : "eval", t, B, "images/s", s, others);
+            add_line(&b, train ? "train" : "eval", t, B, "images/s", s, others);
         }
         if (layers)
             bench_layers(&b, t, peak);
@@ -669,6 +703,7 @@ int main(int argc, char **argv)
         cJSON_Delete(b.lines);
     }
     free(b.order);
+    free(b.labels);
     free(b.velocity);
     net_free(&b.n);
     mnist_free(&b.train);

@@ -5,13 +5,13 @@ CPU), for a side-by-side comparison.
 The network, the data files and the normalisation come from the spec that lenet-bench writes
 (`lenet-bench --spec-only --json SPEC CONFIG`), so both sides run exactly the same layers on the
 same MNIST bytes with the same scale and offset. Timed, per thread count (torch.set_num_threads):
-  train  SGD steps at batch 8 and 64: fill the batch from the bytes (pad + normalise), forward,
+  train  SGD steps at each batch size of --batches (8 and 64): fill the batch from the bytes (pad + normalise), forward,
          loss (mean cross-entropy) and arg-max errors, backward, SGD step;
   eval   the whole test set in batches of EVAL_BATCH: forward, loss, arg-max errors (no_grad).
 Like lenet-bench: fixed seeds, one warm-up pass, then REPEATS timed passes; median, min, max.
 
 Usage: /usr/bin/python3 bench/pytorch_lenet.py --spec SPEC [--threads 1,2] [--repeats 5]
-           [--images 8192] [--json OUT]
+           [--images 8192] [--batches 8,64] [--json OUT]
 (Debian's python3-torch lives in /usr/bin/python3, not in a pyenv python3.)
 """
 import argparse
@@ -193,6 +193,7 @@ def main():
     ap.add_argument("--threads", default=f"1,{os.cpu_count()}")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--images", type=int, default=8192)
+    ap.add_argument("--batches", default="8,64", help="training batch sizes")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
     with open(args.spec) as f:
@@ -213,7 +214,8 @@ def main():
     for t in threads:
         torch.set_num_threads(t)
         print(f"== {t} thread{'s' if t > 1 else ''} ==")
-        for section, B in (("train", 8), ("train", 64), ("eval", spec["eval_batch"])):
+        batches = [int(b) for b in args.batches.split(",")]
+        for section, B in [("train", b) for b in batches] + [("eval", spec["eval_batch"])]:
             m0 = mark_cpu()
             if section == "train":
                 s = bench_train(spec, train, order, B, args.images, args.repeats)
