@@ -502,6 +502,10 @@ void net_train_pass(net *n, const pass_ctx *proto, int B)
     for (int i = 0; i < n->n_layers; i++)
         if (!grad_first(&n->layers[i]))
             finish_grad(n, &p, i, B);
+    /* A first layer with a row gradient reads every sample's input, which the next batch's
+     * fill (before its barrier) overwrites: wait for the team first. */
+    if (grad_split(&n->layers[0]) == LAYER_BY_ROWS)
+        team_barrier();
 }
 
 /* ---------------------------------------------------------------------------------------
