@@ -415,7 +415,7 @@ static void bench_layers(bench *b, int threads, double peak)
            "bwd GFLOP/s");
     int shown = n->n_layers < 256 ? n->n_layers : 256;
     for (int i = 0; i < shown; i++) {
-        /* a relu fused into the layer before has no forward pass_ctx of its own */
+        /* a relu fused into the layer before has no forward pass of its own */
         fs[i] = n->layers[i].relu_fused ? (stats){0, 0, 0} : time_layer(b, i, 0, B);
         gs[i] = time_layer(b, i, 1, B);
     }

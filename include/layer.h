@@ -59,8 +59,14 @@ typedef struct pass_ctx {
     int epoch;          /* the epoch of a training pass, from 1 (0 in evaluation) */
     uint64_t seed;      /* the run's seed (per-sample random streams) */
     uint64_t sample0;   /* position in the epoch's order of the batch's sample 0 */
-    int batch;          /* B: samples in the batch */
-    const uint8_t *labels; /* the batch's labels (B entries; read by the loss kind) */
+    int batch;          /* samples in the whole batch: the count of batch means (0: the
+                         * scheduler takes `samples`) */
+    int samples;        /* samples in this process's tensors (set by the scheduler): a row or
+                         * whole-batch kernel's samples are [0, samples) */
+    int first;          /* index in the whole batch of this process's sample 0 (0 unless the
+                         * batch is shared among processes): sample n is the batch's
+                         * first + n, the epoch's sample0 + first + n */
+    const uint8_t *labels; /* the labels of this process's samples (read by the loss kind) */
     float *scratch;     /* this thread's kernel scratch: layer_ops.scratch_floats floats */
 } pass_ctx;
 

@@ -13,7 +13,7 @@
 #include "gradtree.h"
 #include "layer.h"
 
-/* What the threads of a pass_ctx use, allocated for a team size (net_pass.c). */
+/* What the threads of a pass use, allocated for a team size (net_pass.c). */
 typedef struct net_team {
     int threads;           /* team size it is allocated for */
     int tree_samples;      /* samples a thread's gradient tree may hold */
@@ -55,7 +55,7 @@ int net_build(net *n, const layer *layers, int n_layers, shape3 input, int max_b
               const char *source, lo_error *err);
 
 /* Allocates what training batches of up to `batch` samples need beyond evaluation (the
- * per-thread gradient trees) for a team of omp_get_max_threads() threads. A pass_ctx on a larger
+ * per-thread gradient trees) for a team of omp_get_max_threads() threads. A pass on a larger
  * team grows them itself. Returns 0, or -1 with err set. */
 int net_prepare_training(net *n, int batch, lo_error *err);
 
@@ -77,7 +77,7 @@ void net_init_params(net *n, const init_config *init, uint64_t seed);
  * outside one, the call opens a region. Each thread's samples are its team share of [0, B)
  * (team.h): the input rows the caller fills per thread, and the rows it reads afterwards. */
 
-/* Forward pass_ctx of B <= max_batch samples from n->act[0] (p->training says which mode); the
+/* Forward pass of B <= max_batch samples from n->act[0] (p->training says which mode); the
  * loss layer's output (class probabilities) ends in n->act[n_layers]. Ends with each thread's
  * own samples' outputs complete (a barrier at the end only when some layer's split needs it). */
 void net_forward(net *n, const pass_ctx *p, int B);

@@ -1,7 +1,7 @@
 /* net_pass.c - the network's scheduler: the one place that hands kernels their ranges, places
  * the barriers and owns which thread finishes and updates which parameters (layer.h).
  *
- * A pass_ctx runs on every thread of the team. Each thread's samples are its team share of
+ * A pass runs on every thread of the team. Each thread's samples are its team share of
  * [0, B). Consecutive layers that split the samples form a run: each thread takes its own
  * samples through the whole run, NET_CHUNK at a time, with no barrier (it reads only what it
  * wrote). Any other layer is a step of its own between two barriers: its rows (output
@@ -190,10 +190,13 @@ static void team_fit(net *n, int B, int training)
     team_barrier();
 }
 
-/* The pass_ctx as this thread's kernels see it: with its own scratch. */
-static pass_ctx thread_pass(const net *n, const pass_ctx *p)
+/* The pass as this thread's kernels see it: B samples in the tensors, its own scratch. */
+static pass_ctx thread_pass(const net *n, const pass_ctx *p, int B)
 {
     pass_ctx q = *p;
+    q.samples = B;
+    if (q.batch == 0)
+        q.batch = B;
     q.scratch = n->team.scratch + (size_t)team_thread() * n->team.scratch_floats;
     return q;
 }
@@ -233,7 +236,7 @@ static void stat_sync(net *n, const pass_ctx *p, int i, int B)
         gt_reset(mine);
         for (int b = lo; b < hi; b++) {
             l->ops->stat_sample(l, p, n->act[i], b, k, gt_leaf(mine));
-            gt_push(mine, b);
+            gt_push(mine, p->first + b);
         }
         team_barrier();
         if (e1 > e0) {
@@ -301,7 +304,7 @@ static void forward_layers(net *n, const pass_ctx *p, int B)
 static void forward_team(net *n, const pass_ctx *proto, int B)
 {
     team_fit(n, B, 0);
-    const pass_ctx p = thread_pass(n, proto);
+    const pass_ctx p = thread_pass(n, proto, B);
     forward_layers(n, &p, B);
 }
 
@@ -325,7 +328,7 @@ static void grad_samples(net *n, const pass_ctx *p, int i, int c0, int c1)
         float *leaf = gt_leaf(s);
         l->ops->grad_sample(l, p, n->act[i], n->act[i + 1], n->dact[i + 1], c, leaf,
                             leaf + l->n_weight);
-        gt_push(s, c);
+        gt_push(s, p->first + c);
     }
 }
 
@@ -489,7 +492,7 @@ static void backward_layers(net *n, const pass_ctx *p, int B)
 void net_train_pass(net *n, const pass_ctx *proto, int B)
 {
     team_fit(n, B, 1);
-    const pass_ctx p = thread_pass(n, proto);
+    const pass_ctx p = thread_pass(n, proto, B);
     const layer *loss = &n->layers[n->n_layers - 1];
     int lo, hi;
     forward_layers(n, &p, B);
@@ -543,7 +546,7 @@ void net_param_share(const net *n, const layer *l, size_t *w_at, size_t *w_len, 
 static void layer_forward_team(net *n, const pass_ctx *proto, int i, int B)
 {
     team_fit(n, B, 0);
-    const pass_ctx p = thread_pass(n, proto);
+    const pass_ctx p = thread_pass(n, proto, B);
     const layer *l = &n->layers[i];
     int lo, hi;
     if (stat_count(l, p.training) > 0)
@@ -562,7 +565,7 @@ void net_layer_forward(net *n, const pass_ctx *p, int i, int B)
 static void layer_backward_team(net *n, const pass_ctx *proto, int i, int B)
 {
     team_fit(n, B, 1);
-    const pass_ctx p = thread_pass(n, proto);
+    const pass_ctx p = thread_pass(n, proto, B);
     layer *l = &n->layers[i];
     const layer_split s = backward_split(l, p.training), g = grad_split(l);
     const int first = grad_first(l);

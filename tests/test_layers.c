@@ -84,7 +84,8 @@ static void tl_scratch_for(const layer *l)
 
 static pass_ctx tl_pass(int B)
 {
-    return (pass_ctx){.training = 1, .epoch = 1, .seed = 1, .batch = B, .labels = tl_labels,
+    return (pass_ctx){.training = 1, .epoch = 1, .seed = 1, .batch = B, .samples = B,
+                      .labels = tl_labels,
                       .scratch = tl_scratch};
 }
 

@@ -156,7 +156,7 @@ static layer_split rows_split(const layer *l, layer_phase phase, int training)
 static void rows_forward(const layer *l, const pass_ctx *p, const float *in, float *out, int lo,
                          int hi)
 {
-    scale_apply(l, in, out, 0, p->batch, lo, hi);
+    scale_apply(l, in, out, 0, p->samples, lo, hi);
 }
 
 static void rows_backward(layer *l, const pass_ctx *p, const float *in, const float *out,
@@ -165,7 +165,7 @@ static void rows_backward(layer *l, const pass_ctx *p, const float *in, const fl
     (void)in;
     (void)out;
     if (din)
-        scale_din(l, dout, din, 0, p->batch, lo, hi);
+        scale_din(l, dout, din, 0, p->samples, lo, hi);
 }
 
 static void rows_grad(const layer *l, const pass_ctx *p, const float *in, const float *out,
