@@ -1,16 +1,21 @@
-/* gemm.h - the one small matrix multiply under every convolution and dense kernel.
+/* gemm.h - the small matrix product behind every convolution and dense operation.
  *
- * C[m][n] = start(m, n) + sum over k = 0..K-1, in this order, of A(m, k) * B[k][n], for
- * 0 <= m < M, 0 <= n < N. Every output is one chain of multiply-adds in k order with
- * vec16.h's ku_fma (fused where KU_FUSED), so any blocking of M, N and K (K blocks continue
- * the chain through C) gives the same bits.
- * A(m, k) = a[m * a_rs + k * a_cs] (any strides: A may be a transposed view);
- * B row k = b + k * ldb (contiguous along n); C row m = c + m * ldc.
- * start: GEMM_ZERO (the chain starts at +0), GEMM_ACC (at C's current value), GEMM_ROWS (at
- * row_init[m]). M, N, K >= 0 (K = 0: C = start).
+ * C[m][n] = start(m, n) + sum over k = 0..K-1, IN THIS ORDER, of A(m, k) * B[k][n]
+ * for 0 <= m < M, 0 <= n < N. Every output is ONE chain of multiply-adds in k order, each step
+ * c = ku_fma(c, A(m, k), B[k][n]): fused (one rounding) where KU_FUSED, a multiply then an add
+ * otherwise. Blocking of M and N never changes an output's chain, and K blocks continue it
+ * through C, so gemm and gemm_ref give the same bits on every build.
  *
- * Called by every thread on its own data with its own scratch (gemm_scratch_floats floats):
- * no OpenMP inside, no shared state. */
+ *   A(m, k)  = a[m * a_rs + k * a_cs]  (any strides: a_rs = 1, a_cs = lda is a transposed view)
+ *   B row k  = b + k * ldb             (contiguous along n)
+ *   C row m  = c + m * ldc             (contiguous along n; ldc >= N)
+ *   start    GEMM_ZERO: the chain starts at +0 (the first step gives A * B rounded; an exact
+ *            -0 product gives +0); GEMM_ACC: at C's current value; GEMM_ROWS: at row_init[m].
+ * M, N, K >= 0; K = 0 sets C to the start values. A and B must not overlap C.
+ *
+ * Threads: gemm uses no OpenMP and writes no global state; each caller passes its own scratch
+ * (gemm_scratch_floats() floats, any alignment), so every thread of a region may call it on
+ * its own data at once. */
 #ifndef GEMM_H
 #define GEMM_H
 
@@ -22,10 +27,10 @@ void gemm(int M, int N, int K, const float *a, ptrdiff_t a_rs, ptrdiff_t a_cs, c
           ptrdiff_t ldb, float *c, ptrdiff_t ldc, gemm_start start, const float *row_init,
           float *scratch);
 
-/* Floats of scratch gemm needs (a constant). */
+/* Floats of `scratch` gemm needs (its packed panel of A): a constant. */
 size_t gemm_scratch_floats(void);
 
-/* The plain triple loop, the tests' reference: the same bits as gemm. */
+/* The plain triple loop with the same chains: the tests' reference, the same bits as gemm. */
 void gemm_ref(int M, int N, int K, const float *a, ptrdiff_t a_rs, ptrdiff_t a_cs,
               const float *b, ptrdiff_t ldb, float *c, ptrdiff_t ldc, gemm_start start,
               const float *row_init);
