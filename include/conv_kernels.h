@@ -8,9 +8,13 @@
  * in that order, p = (oy, ox) over the output positions of a sample, row-major; x(p, t) is
  * the input under tap t at position p, +0 in the padding.
  *   forward   out[n][f][p] = bias[f] + sum over t of w[f][t] * x(p, t): one multiply-add
- *             chain (ku_fma) in t order, then the fused relu if any.
+ *             chain (ku_fma) in t order, then the fused relu if any. A dense layer's geometry
+ *             (conv_is_dense: one position, the kernel covering the input) instead takes the
+ *             lane dot: tap t into lane t % 16 by a chain in t order, the lanes added pairwise
+ *             (vec16.h's ku_lanes_dot, ku_lanes_total), then bias[f] + that.
  *   grad      sample n's dw[f][t] = sum over p of dout[n][f][p] * x(p, t), a chain in p order
- *             from +0; db[f] = sum over p of dout[n][f][p], plain adds in p order from +0.
+ *             from +0; db[f] = sum over p of dout[n][f][p]: p added into lane p % 16 in order,
+ *             the 16 lanes then added pairwise (vec16.h's ku_lanes_total).
  *   data      d(p, t) = sum over f of dout[n][f][p] * w[f][t], a chain in f order from +0;
  *             din[n] = 0, then for p in order, for t in order, d(p, t) is added to the input
  *             element under tap t at position p (taps in the padding dropped). */
@@ -49,6 +53,17 @@ void conv_backward_data(const conv_geom *g, const float *w, const float *dout, f
 /* Sample n's parameter gradient: dw [F][T], db [F], overwritten. */
 void conv_grad_sample(const conv_geom *g, const float *in, const float *dout, int n, float *dw,
                       float *db, float *scratch);
+
+/* Whether the geometry is a dense layer's: one output position whose kernel covers the
+ * unpadded input exactly (then the input is the sample's taps, in order). */
+int conv_is_dense(const conv_geom *g);
+
+/* Dense geometry only: for filters [r0, r1), the sum over samples [n0, n1) (one node of
+ * gradtree.h's tree: a power-of-two count, aligned) of their gradients, in the tree's order,
+ * into dw ([F][T]) and db ([F]): the same bits as conv_grad_sample's sums. in: B x [T],
+ * dout: B x [F]. */
+void conv_grad_rows(const conv_geom *g, const float *in, const float *dout, int n0, int n1,
+                    int r0, int r1, float *dw, float *db);
 
 /* The plain reference kernels: the same arguments and bits (no scratch). */
 void conv_ref_forward(const conv_geom *g, const float *w, const float *bias, const float *in,

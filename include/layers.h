@@ -21,6 +21,10 @@ void conv_layer_backward(layer *l, const pass_ctx *p, const float *in, const flo
                          const float *dout, float *din, int lo, int hi);
 void conv_layer_grad_sample(const layer *l, const pass_ctx *p, const float *in, const float *out,
                             const float *dout, int n, float *dw, float *db);
+void conv_layer_grad_rows(const layer *l, const pass_ctx *p, const float *in, const float *out,
+                          const float *dout, int n0, int n1, int r0, int r1, float *dw,
+                          float *db);
+layer_split conv_layer_split(const layer *l, layer_phase phase, int training);
 size_t conv_layer_scratch_floats(const layer *l);
 
 #endif

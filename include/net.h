@@ -25,7 +25,7 @@ typedef struct net_team {
     gt_stack *stat_stacks; /* n_layers x threads: the same for batch statistics */
     float *stat_buffers;
     float *blocks;         /* layers with row gradients over batches of several tree blocks:
-                            * GT_MAX_NODES x largest (n_weight + n_bias) */
+                            * the batch's blocks x every such layer's weights and biases */
     size_t blocks_floats;
 } net_team;
 

@@ -19,6 +19,10 @@
 #include <stddef.h>
 #include <string.h>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 /* The rectifier, exactly as the relu layer computes it (NaN gives 0). */
 static inline float ku_relu(float x) { return x > 0.0f ? x : 0.0f; }
 
@@ -346,6 +350,77 @@ static inline void ku_store_part(float *p, ku_v16 v, int rem)
 #define KU_INLINE static inline
 #endif
 
+
+/* ---------------------------------------------------------------------------------------
+ * Short runs of floats (im2col rows, a kernel row of taps): whole vectors, then one masked
+ * vector for the tail, where the target has AVX-512 masks; plain loops elsewhere. */
+
+/* dst[0..n) = src[0..n). */
+static inline void ku_copy(float *restrict dst, const float *restrict src, int n)
+{
+#if defined(__AVX512F__)
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(dst + i, _mm512_loadu_ps(src + i));
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+        _mm512_mask_storeu_ps(dst + i, m, _mm512_maskz_loadu_ps(m, src + i));
+    }
+#else
+    for (int i = 0; i < n; i++)
+        dst[i] = src[i];
+#endif
+}
+
+/* dst[i] += src[i] for i < n (each element one add). */
+static inline void ku_add_into(float *restrict dst, const float *restrict src, int n)
+{
+#if defined(__AVX512F__)
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(dst + i, _mm512_add_ps(_mm512_loadu_ps(dst + i),
+                                                _mm512_loadu_ps(src + i)));
+    if (i < n) {
+        const __mmask16 m = (__mmask16)((1u << (n - i)) - 1u);
+        _mm512_mask_storeu_ps(dst + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst + i),
+                                                        _mm512_maskz_loadu_ps(m, src + i)));
+    }
+#else
+    for (int i = 0; i < n; i++)
+        dst[i] += src[i];
+#endif
+}
+
+/* ku_copy that may also write up to 15 floats after dst + n (with anything): for rows filled
+ * in increasing order in a buffer with 16 floats of slack at its end. A masked store is slow
+ * on some CPUs (Zen 4); a masked load is not. */
+static inline void ku_copy_over(float *restrict dst, const float *restrict src, int n)
+{
+#if defined(__AVX512F__)
+    for (int i = 0; i < n; i += 16) {
+        const int rem = n - i < 16 ? n - i : 16;
+        _mm512_storeu_ps(dst + i, _mm512_maskz_loadu_ps((__mmask16)((1u << rem) - 1u), src + i));
+    }
+#else
+    ku_copy(dst, src, n);
+#endif
+}
+
+/* ku_add_into that reads and writes back unchanged up to 15 floats after dst + n (adding
+ * -0, which changes no float): for a buffer only this thread uses, with 16 floats of slack. */
+static inline void ku_add_over(float *restrict dst, const float *restrict src, int n)
+{
+#if defined(__AVX512F__)
+    const __m512 minus_zero = _mm512_set1_ps(-0.0f);
+    for (int i = 0; i < n; i += 16) {
+        const int rem = n - i < 16 ? n - i : 16;
+        const __m512 v = _mm512_mask_loadu_ps(minus_zero, (__mmask16)((1u << rem) - 1u), src + i);
+        _mm512_storeu_ps(dst + i, _mm512_add_ps(_mm512_loadu_ps(dst + i), v));
+    }
+#else
+    ku_add_into(dst, src, n);
+#endif
+}
 
 /* How many 16-float accumulators a kernel keeps in registers at once: 8 with AVX-512 (32
  * registers of 16 floats), 6 with AVX (16 of 8), 3 otherwise (SSE: 16 of 4). Only the speed

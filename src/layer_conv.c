@@ -69,12 +69,14 @@ static int conv_setup(layer *l, lo_error *err)
     return 0;
 }
 
-/* Every phase splits the samples; the parameter gradient is per sample. */
-static layer_split conv_split(const layer *l, layer_phase phase, int training)
+/* Forward and the input gradient split the samples. The parameter gradient: per sample, or,
+ * for a dense layer's geometry (one output position: each sample's gradient as large as the
+ * weights but only one multiply per weight), by rows of filters over every sample. */
+layer_split conv_layer_split(const layer *l, layer_phase phase, int training)
 {
-    (void)l;
-    (void)phase;
     (void)training;
+    if (phase == LAYER_GRAD && conv_is_dense(&l->u.conv.g))
+        return LAYER_BY_ROWS;
     return LAYER_BY_SAMPLE;
 }
 
@@ -100,6 +102,15 @@ void conv_layer_grad_sample(const layer *l, const pass_ctx *p, const float *in, 
     conv_grad_sample(&l->u.conv.g, in, dout, n, dw, db, p->scratch);
 }
 
+void conv_layer_grad_rows(const layer *l, const pass_ctx *p, const float *in, const float *out,
+                          const float *dout, int n0, int n1, int r0, int r1, float *dw,
+                          float *db)
+{
+    (void)p;
+    (void)out;
+    conv_grad_rows(&l->u.conv.g, in, dout, n0, n1, r0, r1, dw, db);
+}
+
 size_t conv_layer_scratch_floats(const layer *l) { return conv_scratch_floats(&l->u.conv.g); }
 
 const layer_ops conv_ops = {
@@ -109,9 +120,10 @@ const layer_ops conv_ops = {
     .fuses_relu = 1,
     .parse = conv_parse,
     .setup = conv_setup,
-    .split = conv_split,
+    .split = conv_layer_split,
     .forward = conv_layer_forward,
     .backward = conv_layer_backward,
     .grad_sample = conv_layer_grad_sample,
+    .grad_rows = conv_layer_grad_rows,
     .scratch_floats = conv_layer_scratch_floats,
 };

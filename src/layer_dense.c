@@ -41,15 +41,6 @@ static int dense_setup(layer *l, lo_error *err)
     return 0;
 }
 
-/* Every phase splits the samples; the parameter gradient is per sample. */
-static layer_split dense_split(const layer *l, layer_phase phase, int training)
-{
-    (void)l;
-    (void)phase;
-    (void)training;
-    return LAYER_BY_SAMPLE;
-}
-
 const layer_ops dense_ops = {
     .kind = "dense",
     .keys = dense_keys,
@@ -57,9 +48,10 @@ const layer_ops dense_ops = {
     .fuses_relu = 1,
     .parse = dense_parse,
     .setup = dense_setup,
-    .split = dense_split,
+    .split = conv_layer_split,
     .forward = conv_layer_forward,
     .backward = conv_layer_backward,
     .grad_sample = conv_layer_grad_sample,
+    .grad_rows = conv_layer_grad_rows,
     .scratch_floats = conv_layer_scratch_floats,
 };

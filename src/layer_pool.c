@@ -59,13 +59,54 @@ static layer_split pool_split(const layer *l, layer_phase phase, int training)
     return LAYER_BY_SAMPLE;
 }
 
+#if defined(__AVX512F__)
+/* Lanes j < nc: p[j * S]; the others 0. Reads only those floats. */
+static inline __m512 load_strided(const float *p, int S, int nc)
+{
+    const __mmask16 m = (__mmask16)((1u << nc) - 1u);
+    if (S == 1)
+        return _mm512_maskz_loadu_ps(m, p);
+    if (S == 2) { /* two loads and one lane shuffle */
+        const int span = 2 * nc - 1; /* floats from p[0] to p[2 (nc - 1)] */
+        const __mmask16 lo = (__mmask16)(span >= 16 ? 0xffffu : (1u << span) - 1u);
+        const __mmask16 hi = (__mmask16)(span <= 16 ? 0u : (1u << (span - 16)) - 1u);
+        const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24,
+                                               26, 28, 30);
+        return _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lo, p), even,
+                                      _mm512_maskz_loadu_ps(hi, p + 16));
+    }
+    const __m512i idx = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(S));
+    return _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, idx, p, 4);
+}
+#endif
+
 /* m[j] = the window maximum (first in scan order) and at[j] its offset from the window's
- * corner, for the windows of output row oy, columns [ox0, ox0 + nc). in_p: [H][W]. S is a
- * constant in the callers' specialisations, so the loads along j vectorise. */
-KU_INLINE void max_row(const float *in_p, int W, int size, int S, int oy, int ox0, int nc,
-                       float *restrict m, int *restrict at)
+ * corner, for the windows of output row oy, columns [ox0, ox0 + nc), nc <= POOL_COLS.
+ * in_p: [H][W]. The comparisons of the scan, strict >, a vector of windows at a time. */
+static void max_row(const float *in_p, int W, int size, int S, int oy, int ox0, int nc,
+                    float *restrict m, int *restrict at)
 {
     const float *corner = in_p + (size_t)oy * S * W + (size_t)ox0 * S;
+#if defined(__AVX512F__)
+    for (int j0 = 0; j0 < nc; j0 += 16) {
+        const int k = nc - j0 < 16 ? nc - j0 : 16;
+        const float *c0 = corner + (size_t)j0 * S;
+        __m512 mv = load_strided(c0, S, k);
+        __m512i av = _mm512_setzero_si512();
+        for (int ky = 0; ky < size; ky++)
+            for (int kx = ky ? 0 : 1; kx < size; kx++) {
+                const __m512 v = load_strided(c0 + (size_t)ky * W + kx, S, k);
+                const __mmask16 gt = _mm512_cmp_ps_mask(v, mv, _CMP_GT_OQ);
+                mv = _mm512_mask_mov_ps(mv, gt, v);
+                av = _mm512_mask_mov_epi32(av, gt, _mm512_set1_epi32(ky * W + kx));
+            }
+        const __mmask16 out = (__mmask16)((1u << k) - 1u);
+        _mm512_mask_storeu_ps(m + j0, out, mv);
+        _mm512_mask_storeu_epi32(at + j0, out, av);
+    }
+#else
     for (int j = 0; j < nc; j++) {
         m[j] = corner[(size_t)j * S];
         at[j] = 0;
@@ -80,16 +121,7 @@ KU_INLINE void max_row(const float *in_p, int W, int size, int S, int oy, int ox
                 m[j] = v > m[j] ? v : m[j];
             }
         }
-}
-
-static void max_row_any(const float *in_p, int W, int size, int S, int oy, int ox0, int nc,
-                        float *m, int *at)
-{
-    switch (S) {
-    case 1: max_row(in_p, W, size, 1, oy, ox0, nc, m, at); break;
-    case 2: max_row(in_p, W, size, 2, oy, ox0, nc, m, at); break;
-    default: max_row(in_p, W, size, S, oy, ox0, nc, m, at); break;
-    }
+#endif
 }
 
 /* in: B x [C][H][W], out: B x [C][OH][OW], samples [lo, hi). */
@@ -107,7 +139,7 @@ static void maxpool_forward(const layer *l, const pass_ctx *p, const float *in, 
         for (int oy = 0; oy < OH; oy++)
             for (int ox0 = 0; ox0 < OW; ox0 += POOL_COLS) {
                 const int nc = OW - ox0 < POOL_COLS ? OW - ox0 : POOL_COLS;
-                max_row_any(in_p, W, size, S, oy, ox0, nc, m, at);
+                max_row(in_p, W, size, S, oy, ox0, nc, m, at);
                 memcpy(out_p + (size_t)oy * OW + ox0, m, (size_t)nc * sizeof *m);
             }
     }
@@ -133,7 +165,7 @@ static void maxpool_backward(layer *l, const pass_ctx *p, const float *in, const
         for (int oy = 0; oy < OH; oy++)
             for (int ox0 = 0; ox0 < OW; ox0 += POOL_COLS) {
                 const int nc = OW - ox0 < POOL_COLS ? OW - ox0 : POOL_COLS;
-                max_row_any(in_p, W, size, S, oy, ox0, nc, m, at);
+                max_row(in_p, W, size, S, oy, ox0, nc, m, at);
                 float *corner = din_p + (size_t)oy * S * W + (size_t)ox0 * S;
                 const float *g = d_p + (size_t)oy * OW + ox0;
                 for (int j = 0; j < nc; j++)

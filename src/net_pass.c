@@ -107,8 +107,8 @@ static int team_alloc(net *n, int threads, int tree_samples)
         stat_per_thread += stat_tree_floats(l);
         if (grad_split(l) == LAYER_BY_SAMPLE)
             per_thread += tree_floats(l);
-        if (grad_split(l) == LAYER_BY_ROWS && layer_params(l) > rows_most)
-            rows_most = layer_params(l);
+        if (grad_split(l) == LAYER_BY_ROWS)
+            rows_most += tree_floats(l); /* each layer its own blocks: no layer waits */
     }
     t.scratch_floats = (most + 15) / 16 * 16;
     t.scratch = floats_alloc((size_t)threads * t.scratch_floats);
@@ -398,9 +398,13 @@ static void finish_by_rows(net *n, const pass_ctx *p, int i, int B)
         return;
     }
     const size_t per = l->n_weight / (size_t)rows;
+    size_t at = 0; /* this layer's place in a block: after the earlier row-gradient layers' */
+    for (int j = 0; j < i; j++)
+        if (grad_split(&n->layers[j]) == LAYER_BY_ROWS)
+            at += tree_floats(&n->layers[j]);
     float *wb[GT_MAX_NODES], *bb[GT_MAX_NODES];
     for (int k = 0; k < m; k++) {
-        float *blk = n->team.blocks + (size_t)k * n->team.blocks_floats;
+        float *blk = n->team.blocks + (size_t)k * n->team.blocks_floats + at;
         const int n0 = node[k].index << node[k].level;
         l->ops->grad_rows(l, p, in, out, dout, n0, n0 + (1 << node[k].level), r0, r1, blk,
                           blk + l->n_weight);

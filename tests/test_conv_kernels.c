@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "conv_kernels.h"
+#include "gradtree.h"
 #include "rng.h"
 #include "vec16.h"
 
@@ -103,7 +104,8 @@ static void test_fast_equals_reference(void **state)
     }
 }
 
-/* Random small shapes, every combination the fast kernels branch on. */
+/* Random small shapes, every combination the fast kernels branch on; every fourth a dense
+ * layer's geometry. */
 static void test_fast_equals_reference_random(void **state)
 {
     (void)state;
@@ -119,8 +121,60 @@ static void test_fast_equals_reference_random(void **state)
         c.H = c.KH + (int)rng_below(&r, 12);
         c.W = c.KW + (int)rng_below(&r, 12);
         c.F = 1 + (int)rng_below(&r, 20);
+        if (t % 4 == 3) { /* a dense layer's geometry: the kernel covers the input */
+            c.KH = c.H;
+            c.KW = c.W;
+            c.S = 1;
+            c.P = 0;
+        }
         const int B = 1 + (int)rng_below(&r, 6);
         expect_same_bits(c, B, 0, B, 3000 + (uint64_t)t);
+    }
+}
+
+/* The dense geometry's row kernel: for every tree node up to 16 samples and any rows, the
+ * same bits as the per-sample reference gradients added up by gradtree. */
+static void test_grad_rows_equals_tree(void **state)
+{
+    (void)state;
+    const conv_case cases[] = {{16, 5, 5, 120, 5, 5, 1, 0}, {120, 1, 1, 84, 1, 1, 1, 0},
+                               {3, 2, 3, 7, 2, 3, 1, 0}, {37, 1, 1, 5, 1, 1, 1, 0}};
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        const conv_case c = cases[t];
+        const conv_geom g = conv_geom_make(c.C, c.H, c.W, c.F, c.KH, c.KW, c.S, c.P);
+        assert_true(conv_is_dense(&g));
+        const int B = 16;
+        const size_t n_w = (size_t)g.F * g.T, len = n_w + (size_t)g.F;
+        rng r;
+        rng_seed(&r, 400 + t);
+        float *in = alloc_floats((size_t)B * g.T), *dout = alloc_floats((size_t)B * g.F);
+        float *bufs = alloc_floats((size_t)gt_buffers_for(B) * len);
+        float *want = alloc_floats(len), *got = alloc_floats(len);
+        fill_mixed(in, (size_t)B * g.T, &r);
+        fill_mixed(dout, (size_t)B * g.F, &r);
+        dout[3] = -0.0f; /* a -0 gradient: the leaves start from +0 */
+        for (int size = 1; size <= B; size *= 2)
+            for (int n0 = 0; n0 + size <= B; n0 += size) {
+                gt_stack st;
+                gt_init(&st, bufs, gt_buffers_for(B), len);
+                for (int n = n0; n < n0 + size; n++) {
+                    float *leaf = gt_leaf(&st);
+                    conv_ref_grad_sample(&g, in, dout, n, leaf, leaf + n_w);
+                    gt_push(&st, n);
+                }
+                assert_int_equal(st.n, 1);
+                memcpy(want, st.node[0].data, len * sizeof(float));
+                memset(got, 0, len * sizeof(float));
+                const int r0 = g.F / 3, r1 = g.F; /* rows that start mid-way */
+                conv_grad_rows(&g, in, dout, n0, n0 + size, 0, r0, got, got + n_w);
+                conv_grad_rows(&g, in, dout, n0, n0 + size, r0, r1, got, got + n_w);
+                assert_memory_equal(got, want, len * sizeof(float));
+            }
+        free(in);
+        free(dout);
+        free(bufs);
+        free(want);
+        free(got);
     }
 }
 
@@ -164,6 +218,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fast_equals_reference),
         cmocka_unit_test(test_fast_equals_reference_random),
+        cmocka_unit_test(test_grad_rows_equals_tree),
         cmocka_unit_test(test_order_matters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -133,6 +133,21 @@ static void tl_backward(layer *l, const float *in, const float *out, const float
         gt_combine(&s, 1, 0, l->n_weight, l->dweight);
         gt_combine(&s, 1, l->n_weight, l->n_bias, l->dbias);
         free(buf);
+    } else if (g == LAYER_BY_ROWS) { /* every row, block by block of the tree, then folded */
+        gt_node node[GT_MAX_NODES];
+        const int m = gt_blocks(B, node), rows = l->weight_shape[0];
+        const size_t len = l->n_weight + l->n_bias;
+        float *buf = tl_alloc((size_t)m * len), *wb[GT_MAX_NODES], *bb[GT_MAX_NODES];
+        for (int k = 0; k < m; k++) {
+            const int n0 = node[k].index << node[k].level;
+            wb[k] = buf + (size_t)k * len;
+            bb[k] = wb[k] + l->n_weight;
+            l->ops->grad_rows(l, &p, in, out, dout, n0, n0 + (1 << node[k].level), 0, rows,
+                              wb[k], bb[k]);
+        }
+        gt_fold(wb, m, l->n_weight, l->dweight);
+        gt_fold(bb, m, l->n_bias, l->dbias);
+        free(buf);
     }
 }
 
