@@ -124,6 +124,39 @@ static void max_row(const float *in_p, int W, int size, int S, int oy, int ox0, 
 #endif
 }
 
+#if defined(__AVX512F__)
+/* 2x2 windows at stride 2, nc of them side by side from corner (row pitch W): each window's
+ * winner (at[j]: 0, 1, W or W + 1) gets 0 + g[j] (as += into the zeroed plane), its other
+ * three elements 0; the two rows' 2 nc elements written as whole vectors. */
+static void tile2_rows(float *corner, int W, const float *g, const int *at, int nc)
+{
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30,
+                                         15, 31);
+    const __m512 zero = _mm512_setzero_ps();
+    for (int j0 = 0; j0 < nc; j0 += 16) {
+        const int k = nc - j0 < 16 ? nc - j0 : 16;
+        const __mmask16 in = (__mmask16)((1u << k) - 1u);
+        const __m512 v = _mm512_add_ps(zero, _mm512_maskz_loadu_ps(in, g + j0));
+        const __m512i a = _mm512_maskz_loadu_epi32(in, at + j0);
+        for (int ky = 0; ky < 2; ky++) {
+            const __m512 left = _mm512_maskz_mov_ps(
+                _mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(ky * W)), v);
+            const __m512 right = _mm512_maskz_mov_ps(
+                _mm512_cmpeq_epi32_mask(a, _mm512_set1_epi32(ky * W + 1)), v);
+            float *row = corner + (size_t)ky * W + (size_t)j0 * 2;
+            /* lanes 2j, 2j + 1 of the row: window j's left and right element */
+            const int n = 2 * k;
+            _mm512_mask_storeu_ps(row, (__mmask16)(n >= 16 ? 0xffffu : (1u << n) - 1u),
+                                  _mm512_permutex2var_ps(left, lo, right));
+            if (n > 16)
+                _mm512_mask_storeu_ps(row + 16, (__mmask16)((1u << (n - 16)) - 1u),
+                                      _mm512_permutex2var_ps(left, hi, right));
+        }
+    }
+}
+#endif
+
 /* in: B x [C][H][W], out: B x [C][OH][OW], samples [lo, hi). */
 static void maxpool_forward(const layer *l, const pass_ctx *p, const float *in, float *out, int lo,
                             int hi)
@@ -158,16 +191,29 @@ static void maxpool_backward(layer *l, const pass_ctx *p, const float *in, const
     const int size = l->u.pool.size, S = l->u.pool.stride;
     float m[POOL_COLS];
     int at[POOL_COLS];
+#if defined(__AVX512F__)
+    /* 2x2 windows covering the plane exactly: tile2_rows writes every element */
+    const int tiled = size == 2 && S == 2 && H == 2 * OH && W == 2 * OW;
+#else
+    const int tiled = 0;
+#endif
     for (size_t q = (size_t)lo * l->in.c; q < (size_t)hi * l->in.c; q++) {
         const float *in_p = in + q * H * W, *d_p = dout + q * OH * OW;
         float *din_p = din + q * H * W;
-        memset(din_p, 0, (size_t)H * W * sizeof *din_p);
+        if (!tiled)
+            memset(din_p, 0, (size_t)H * W * sizeof *din_p);
         for (int oy = 0; oy < OH; oy++)
             for (int ox0 = 0; ox0 < OW; ox0 += POOL_COLS) {
                 const int nc = OW - ox0 < POOL_COLS ? OW - ox0 : POOL_COLS;
                 max_row(in_p, W, size, S, oy, ox0, nc, m, at);
                 float *corner = din_p + (size_t)oy * S * W + (size_t)ox0 * S;
                 const float *g = d_p + (size_t)oy * OW + ox0;
+#if defined(__AVX512F__)
+                if (size == 2 && S == 2) { /* windows tile two rows: write them whole */
+                    tile2_rows(corner, W, g, at, nc);
+                    continue;
+                }
+#endif
                 for (int j = 0; j < nc; j++)
                     corner[(size_t)j * S + at[j]] += g[j];
             }
