@@ -63,10 +63,13 @@ static int data_row_block(const conv_geom *g)
     return rows < g->OH ? rows : g->OH;
 }
 
+/* Row pitch of the transposed layout: T taps and 16 floats of slack (whole-vector stores). */
+static size_t colT_pitch(const conv_geom *g) { return (size_t)g->T + 16; }
+
 /* Weight gradient: positions per block of the transposed layout [positions][T]. */
 static int backward_position_block(const conv_geom *g)
 {
-    int pb = CONV_COL_FLOATS / g->T;
+    int pb = CONV_COL_FLOATS / (g->T + 16);
     pb = pb < 1 ? 1 : pb;
     return pb < g->NP ? pb : g->NP;
 }
@@ -100,7 +103,7 @@ size_t conv_scratch_floats(const conv_geom *g)
     const int drows = data_row_block(g);
     const size_t data = drows ? T * (size_t)drows * (size_t)g->OW
                              : (T + (size_t)g->F) * (size_t)forward_group(g) * (size_t)g->NP;
-    size_t most = T * (size_t)backward_position_block(g);
+    size_t most = colT_pitch(g) * (size_t)backward_position_block(g);
     most = fwd > most ? fwd : most;
     most = data > most ? data : most;
     return block_offset(g) + most + 16; /* slack: ku_copy_over */
@@ -190,15 +193,50 @@ static void im2col_rows(const conv_geom *g, const float *xp, int oy0, int oy1, f
             }
 }
 
-/* colT[q][t] = x(p0 + q, t) for q < np (row pitch T): the transposed layout, a kernel row of
- * taps at a time. */
+/* colT[q][t] = x(p0 + q, t) for q < np (row pitch colT_pitch): the transposed layout, one
+ * kernel row of taps (KW floats) at a time, each stored as a whole vector (its tail lands on
+ * the next kernel row's place, written after, or on the slack). With AVX-512 and stride 1,
+ * 32 floats of an input row are loaded once for up to 16 positions, and each position's taps
+ * are a lane shift of them. */
 static void im2col_t(const conv_geom *g, const float *xp, int p0, int np, float *colT)
 {
-    const int Hp = padded_h(g), Wp = padded_w(g), S = g->S, KW = g->KW;
-    int oy = p0 / g->OW, ox = p0 % g->OW;
-    for (int q = 0; q < np; q++, ox = ox + 1 < g->OW ? ox + 1 : (oy++, 0)) {
+    const int Hp = padded_h(g), Wp = padded_w(g), S = g->S, KW = g->KW, OW = g->OW;
+    const size_t pitch = colT_pitch(g);
+#if defined(__AVX512F__)
+    if (S == 1 && KW <= 17) {
+        const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+                                               15);
+        for (int c = 0, t0 = 0; c < g->C; c++)
+            for (int ky = 0; ky < g->KH; ky++, t0 += KW) {
+                int oy = p0 / OW, ox = p0 % OW;
+                for (int q = 0; q < np;) { /* up to 16 positions of one output row */
+                    const int n = OW - ox < 16 ? OW - ox : 16, m = np - q < n ? np - q : n;
+                    const float *src = xp + ((size_t)c * Hp + oy + ky) * Wp + ox;
+                    const int need = Wp - ox < 32 ? Wp - ox : 32;
+                    const __m512 v0 = _mm512_maskz_loadu_ps(
+                        (__mmask16)(need >= 16 ? 0xffffu : (1u << need) - 1u), src);
+                    const __m512 v1 = _mm512_maskz_loadu_ps(
+                        (__mmask16)(need <= 16 ? 0u : (1u << (need - 16)) - 1u), src + 16);
+                    float *dst = colT + (size_t)q * pitch + t0;
+                    for (int i = 0; i < m; i++, dst += pitch)
+                        _mm512_storeu_ps(dst, _mm512_permutex2var_ps(
+                                                  v0, _mm512_add_epi32(iota, _mm512_set1_epi32(i)),
+                                                  v1));
+                    q += m;
+                    ox += m;
+                    if (ox == OW) {
+                        ox = 0;
+                        oy++;
+                    }
+                }
+            }
+        return;
+    }
+#endif
+    int oy = p0 / OW, ox = p0 % OW;
+    for (int q = 0; q < np; q++, ox = ox + 1 < OW ? ox + 1 : (oy++, 0)) {
         const float *corner = xp + (size_t)oy * S * Wp + (size_t)ox * S;
-        float *dst = colT + (size_t)q * g->T;
+        float *dst = colT + (size_t)q * pitch;
         for (int c = 0; c < g->C; c++)
             for (int ky = 0; ky < g->KH; ky++, dst += KW)
                 ku_copy_over(dst, corner + ((size_t)c * Hp + ky) * Wp, KW);
@@ -478,7 +516,8 @@ void conv_grad_sample(const conv_geom *g, const float *in, const float *dout, in
     for (int p0 = 0; p0 < NP; p0 += pb) { /* dw[F][T] (+)= dout_n[F][pb] colT[pb][T] */
         const int np = NP - p0 < pb ? NP - p0 : pb;
         im2col_t(g, x, p0, np, colT);
-        gemm(F, T, np, dout_n + p0, NP, 1, colT, T, dw, T, p0 ? GEMM_ACC : GEMM_ZERO, NULL, gs);
+        gemm(F, T, np, dout_n + p0, NP, 1, colT, (ptrdiff_t)colT_pitch(g), dw, T,
+             p0 ? GEMM_ACC : GEMM_ZERO, NULL, gs);
     }
 }
 
