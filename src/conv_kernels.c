@@ -8,8 +8,9 @@
 #include "gemm.h"
 #include "vec16.h"
 
-/* Floats of one im2col block (256 KiB: stays in the core's L2 cache). */
-#define CONV_COL_FLOATS 65536
+/* Floats of one im2col block (512 KiB: half the core's L2 cache, room for a whole sample of
+ * LeNet's or custom_cnn's convolutions, so gemm sees its widest columns). */
+#define CONV_COL_FLOATS 131072
 /* Below this many output positions per sample, forward multiplies several samples at once
  * (gemm along n works on 16 columns at a time); their columns number about CONV_GROUP_COLS. */
 #define CONV_MIN_COLS 64
