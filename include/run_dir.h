@@ -43,8 +43,10 @@ int run_dir_write_metrics(const char *dir, const ckpt_info *history, const doubl
                           int n, lo_error *err);
 
 /* Takes the seconds of the epochs DIR/metrics.csv already lists whose results agree with
- * history[0..n) (timings are not in checkpoints, which stay reproducible bit for bit). */
-void run_dir_read_seconds(const char *dir, const ckpt_info *history, int n, double *seconds);
+ * history[0..n) (timings are not in checkpoints, which stay reproducible bit for bit). No
+ * metrics.csv is fine; one that is not a regular file is refused: -1 with err naming it. */
+int run_dir_read_seconds(const char *dir, const ckpt_info *history, int n, double *seconds,
+                         lo_error *err);
 
 /* Points DIR/best.safetensors at best_epoch's checkpoint (a relative symbolic link, replaced
  * atomically by rename). */

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "cfg_read.h"
+#include "regular_file.h"
 #include "registry.h"
 
 static const char *const top_keys[] = {"name",  "seed",       "data",    "layers",
@@ -545,7 +546,16 @@ int config_load_file(run_config *cfg, const char *path, const char *const *overr
     if (!copy)
         return lo_fail(err, "out of memory");
     config_set_include_dir(&lc, dirname(copy)); /* @include is relative to the file */
-    int ok = config_read_file(&lc, path) == CONFIG_TRUE;
+    lo_error open_err;
+    FILE *fp = regular_fopen(path, &open_err);
+    if (!fp) {
+        free(copy);
+        config_destroy(&lc);
+        config_free(cfg);
+        return lo_fail(err, "%s: %s", path, open_err.msg);
+    }
+    int ok = config_read(&lc, fp) == CONFIG_TRUE;
+    fclose(fp);
     free(copy);
     for (int i = 0; ok && i < n_overrides; i++)
         if (apply_override(&lc, overrides[i], err) < 0) {

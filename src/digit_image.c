@@ -4,18 +4,23 @@
  * Every file is untrusted: sizes are checked before anything is allocated, a truncated file
  * is an error, and libpng's errors come back through setjmp/longjmp with every buffer freed.
  * The helpers write messages without the file name; the public functions prefix it. */
+#define _POSIX_C_SOURCE 200809L
 #include "digit_image.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <png.h>
 #include <zlib.h>
+
+#include "regular_file.h"
 
 #define PNG_SIGNATURE_BYTES 8
 #define PGM_MAX_NUMBER 100000000ul /* larger header numbers are refused as they are read */
@@ -300,9 +305,9 @@ int digit_read(digit_image *img, const char *path, int background, lo_error *err
     *img = (digit_image){0};
     if (background < 0 || background > 255)
         return lo_fail(err, "%s: background %d is not in 0..255", path, background);
-    FILE *f = fopen(path, "rb");
+    FILE *f = regular_fopen(path, err);
     if (!f)
-        return lo_fail(err, "%s: cannot open: %s", path, strerror(errno));
+        return lo_prefix(err, "%s", path);
     size_t got = fread(head, 1, 2, f);
     int rc;
     if (got == 0 && ferror(f))
@@ -541,11 +546,14 @@ static int load_idx_images(mnist_set *set, gzFile gz, lo_error *err)
 int digit_load_idx_images(mnist_set *set, const char *path, lo_error *err)
 {
     *set = (mnist_set){0};
-    errno = 0;
-    gzFile gz = gzopen(path, "rb");
-    if (!gz)
-        return lo_fail(err, "%s: cannot open: %s", path,
-                       errno ? strerror(errno) : "out of memory");
+    int fd = regular_open(path, O_RDONLY, err);
+    if (fd < 0)
+        return lo_prefix(err, "%s", path);
+    gzFile gz = gzdopen(fd, "rb");
+    if (!gz) {
+        close(fd);
+        return lo_fail(err, "%s: out of memory", path);
+    }
     int rc = load_idx_images(set, gz, err);
     gzclose(gz);
     if (rc < 0) {

@@ -2,15 +2,20 @@
  *
  * zlib's gz* functions read plain files and gzip streams alike, so compression is detected
  * by content. Every helper writes its message without the file name; mnist_load prefixes it. */
+#define _POSIX_C_SOURCE 200809L
 #include "mnist.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <zlib.h>
+
+#include "regular_file.h"
 
 #define IDX_IMAGES_MAGIC 0x00000803u
 #define IDX_LABELS_MAGIC 0x00000801u
@@ -72,10 +77,14 @@ static uint32_t be32(const uint8_t *p)
 /* Opens path for reading (raw or gzip) into *gz; returns 0, or -1 with a message. */
 static int open_idx(gzFile *gz, const char *path, lo_error *err)
 {
-    errno = 0;
-    *gz = gzopen(path, "rb");
-    if (!*gz)
-        return lo_fail(err, "cannot open: %s", errno ? strerror(errno) : "out of memory");
+    int fd = regular_open(path, O_RDONLY, err);
+    if (fd < 0)
+        return -1;
+    *gz = gzdopen(fd, "rb");
+    if (!*gz) {
+        close(fd);
+        return lo_fail(err, "out of memory");
+    }
     gzbuffer(*gz, GZ_BUFFER);
     return 0;
 }

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "atomic_file.h"
+#include "regular_file.h"
 
 /* ---- metrics.csv ---------------------------------------------------------------------- */
 
@@ -170,9 +171,9 @@ int plot_read_metrics(const char *run_dir, plot_series *out, lo_error *err)
     memset(out, 0, sizeof *out);
     if (snprintf(path, sizeof path, "%s/metrics.csv", run_dir) >= (int)sizeof path)
         return lo_fail(err, "%.100s...: path is too long", run_dir);
-    FILE *f = fopen(path, "r");
+    FILE *f = regular_fopen(path, err);
     if (!f)
-        return lo_fail(err, "%s: cannot read: %s", path, strerror(errno));
+        return lo_prefix(err, "%s", path);
     run_name(run_dir, out->name, sizeof out->name);
     int rc = read_rows(f, path, out, err);
     fclose(f);

@@ -148,11 +148,11 @@ int resume_restore(run *r, int *complete, lo_error *err)
                 r->best_epoch = e + 1;
         }
         r->epochs_done = st.n_history;
-        run_dir_read_seconds(cfg->output_dir, r->history, st.n_history, r->seconds);
+        rc = run_dir_read_seconds(cfg->output_dir, r->history, st.n_history, r->seconds, err);
         /* Epochs 1..info.epoch were shuffled: replay them from the identity. */
         for (int e = 0; e < info.epoch; e++)
             rng_shuffle(&r->shuffle, r->order, (uint32_t)r->train.count);
-        if (memcmp(r->shuffle.s, st.shuffle, sizeof st.shuffle) != 0)
+        if (rc == 0 && memcmp(r->shuffle.s, st.shuffle, sizeof st.shuffle) != 0)
             rc = lo_fail(err, "%s: the shuffle of the training set does not replay as stored "
                          "(were the training images changed?)", newest);
         r->next_epoch = info.batch ? info.epoch : info.epoch + 1;

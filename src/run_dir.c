@@ -16,6 +16,7 @@
 #include "atomic_file.h"
 #include "config.h"
 #include "plot.h"
+#include "regular_file.h"
 
 int run_dir_create(const char *dir, lo_error *err)
 {
@@ -39,9 +40,9 @@ int run_dir_lock(const char *dir, int *fd, lo_error *err)
 {
     char path[CONFIG_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/" RUN_DIR_LOCK, dir);
-    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    *fd = regular_open(path, O_RDWR | O_CREAT, err);
     if (*fd < 0)
-        return lo_fail(err, "%s: cannot write: %s", path, strerror(errno));
+        return lo_prefix(err, "%s", path);
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
     if (fcntl(*fd, F_SETLK, &fl) < 0) {
         int e = errno;
@@ -133,13 +134,17 @@ int run_dir_write_metrics(const char *dir, const ckpt_info *history, const doubl
     return atomic_commit(&f, err);
 }
 
-void run_dir_read_seconds(const char *dir, const ckpt_info *history, int n, double *seconds)
+int run_dir_read_seconds(const char *dir, const ckpt_info *history, int n, double *seconds,
+                         lo_error *err)
 {
     char path[CONFIG_PATH_MAX + 32], line[512];
+    struct stat sb;
     snprintf(path, sizeof path, "%s/metrics.csv", dir);
-    FILE *f = fopen(path, "r");
+    if (lstat(path, &sb) != 0 && errno == ENOENT)
+        return 0; /* none yet */
+    FILE *f = regular_fopen(path, err);
     if (!f)
-        return;
+        return lo_prefix(err, "%s", path);
     while (fgets(line, sizeof line, f)) {
         int e, train_errors, test_errors;
         double lr, cost, s;
@@ -149,6 +154,7 @@ void run_dir_read_seconds(const char *dir, const ckpt_info *history, int n, doub
             seconds[e - 1] = s;
     }
     fclose(f);
+    return 0;
 }
 
 int run_dir_link_best(const char *dir, int digits, int best_epoch, lo_error *err)

@@ -6,6 +6,7 @@
 #include "train.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "checkpoint.h"
 #include "kernel_util.h"
 #include "optim.h"
+#include "regular_file.h"
 #include "report.h"
 #include "resume.h"
 #include "rng.h"
@@ -94,9 +96,14 @@ static int prepare_output(run *r, int resume, int *complete, lo_error *err)
     if (run_dir_create(dir, err) < 0 || run_dir_lock(dir, &r->lock_fd, err) < 0)
         return -1;
     snprintf(path, sizeof path, "%s/train.log", dir);
-    FILE *log = fopen(path, resume ? "a" : "w");
+    int fd = regular_open(path, O_WRONLY | O_CREAT | (resume ? O_APPEND : O_TRUNC), err);
+    FILE *log = fd < 0 ? NULL : fdopen(fd, resume ? "a" : "w");
+    if (fd >= 0 && !log) {
+        lo_fail(err, "cannot write: %s", strerror(errno));
+        close(fd);
+    }
     if (!log)
-        return lo_fail(err, "%s: cannot write: %s", path, strerror(errno));
+        return lo_prefix(err, "%s", path);
     report_open(&r->log, log);
     if (resume) {
         if (resume_restore(r, complete, err) < 0)

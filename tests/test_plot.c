@@ -174,7 +174,7 @@ static void test_read_errors(void **state)
     char missing[300];
     snprintf(missing, sizeof missing, "%s/no-such-run", tmp);
     assert_int_equal(plot_read_metrics(missing, &s, &err), -1);
-    assert_non_null(strstr(err.msg, "no-such-run/metrics.csv: cannot read: No such file"));
+    assert_non_null(strstr(err.msg, "no-such-run/metrics.csv: cannot open: No such file"));
 }
 
 /* Runs xmllint --noout on path when it is installed; returns its status (0 without it). */

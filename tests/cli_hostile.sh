@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Hostile input (issue 12), one class per run: every case must end with exit status 2 and one
+# "lenet-omp: " message naming the file at fault (or succeed where that is the fix), within
+# a time limit, and leave good files alone.
+#   hangs     a FIFO, a device or /dev/stdin wherever a file is read or appended to
+#   runs      runs that would be lost or broken: checkpoint names, run names, non-UTF-8
+#             strings, retraining into a run directory, predict -o, NaN weights
+#   memory    small files that used to cost gigabytes: gzip IDX, count mismatches,
+#             checkpoints declaring huge layers, endless metrics.csv
+#   silent    what used to be accepted silently: integer literals, unclosed comments, test
+#             images of another size, junk after a gzip stream, NaN weights, changed files
+#   messages  messages that named nothing or contradicted the docs: @include, output_dir,
+#             epochs, schedule rows, an SVG from a run directory with invalid UTF-8
+# Usage: cli_hostile.sh LENET_OMP MAKE_IDX TESTS_DIR CLASS
+set -uo pipefail
+bin=$(realpath "$1") make_idx=$(realpath "$2") tests=$(realpath "$3") class=$4
+source "$(dirname "$0")/lib.sh"
+out=$tmp/stdout err=$tmp/stderr
+
+# expect NAME STATUS [NEEDLE ...] -- COMMAND ...: runs COMMAND (at most 20 s, stdin from
+# /dev/null unless redirected by the caller) and checks its exit status, that a status 2
+# comes with a "lenet-omp: " line, and that stderr (stdout for status 0) holds every NEEDLE.
+expect() {
+    local name=$1 want=$2 needle stream
+    shift 2
+    local needles=()
+    while [ "$1" != "--" ]; do needles+=("$1"); shift; done
+    shift
+    timeout -k 5 20 "$@" > "$out" 2> "$err"
+    local rc=$?
+    local why=""
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+        why="timed out (a hang)"
+    elif [ "$rc" -ne "$want" ]; then
+        why="exit status $rc, expected $want"
+    elif [ "$want" -eq 2 ] && ! grep -q '^lenet-omp: ' "$err"; then
+        why="no 'lenet-omp: ' message"
+    else
+        stream=$err
+        [ "$want" -eq 0 ] && stream=$out
+        for needle in ${needles[@]+"${needles[@]}"}; do
+            grep -qF -- "$needle" "$stream" || { why="output lacks '$needle'"; break; }
+        done
+    fi
+    if [ -z "$why" ]; then
+        echo "ok   $name"
+    else
+        echo "FAIL $name: $why"
+        sed 's/^/     stderr: /' "$err" | head -n 5
+        fails=$((fails + 1))
+    fi
+}
+
+# Synthetic data and a small trained run (tests/lib.sh's network), shared by the classes.
+mkdir "$tmp/data"
+"$make_idx" "$tmp/data" 60 20 7 > /dev/null
+data_of() { # data_of DIR: a data group reading DIR's four files
+    echo "data = { train_images = \"$1/train-images.idx\"; train_labels = \"$1/train-labels.idx\";
+                   test_images = \"$1/test-images.idx\"; test_labels = \"$1/test-labels.idx\"; };"
+}
+write_config() { # write_config FILE NAME EPOCHS DATA_DIR [MORE...]: the small network
+    local file=$1 name=$2 epochs=$3 dir=$4
+    shift 4
+    cat > "$file" <<CFG
+name = "$name";
+$(data_of "$dir")
+layers = ( { type = "conv"; name = "C1"; filters = 2; kernel = 5; stride = 3; },
+           { type = "relu"; }, { type = "dense"; name = "F"; units = 10; },
+           { type = "softmax_xent"; } );
+train = { epochs = $epochs; batch_size = 10; schedule = ( { epochs = 1000; lr = 0.05; } ); };
+$*
+CFG
+}
+write_config "$tmp/small.cfg" small 2 "$tmp/data"
+"$bin" --output "$tmp/run" "$tmp/small.cfg" > /dev/null || { echo "FAIL the small run"; exit 1; }
+ckpt=$tmp/run/epoch-02.safetensors
+
+hangs() {
+    mkfifo "$tmp/fifo"
+    local fifo=$tmp/fifo
+    expect "a FIFO as training images (train)" 2 "$fifo: not a regular file (a FIFO)" -- \
+        "$bin" --output "$tmp/o" --set "data.train_images=\"$fifo\"" "$tmp/small.cfg"
+    expect "a FIFO as test labels (check)" 2 "$fifo: not a regular file (a FIFO)" -- \
+        "$bin" check --set "data.test_labels=\"$fifo\"" "$tmp/small.cfg"
+    expect "/dev/zero as training labels" 2 "/dev/zero: not a regular file (a character device)" -- \
+        "$bin" check --set 'data.train_labels="/dev/zero"' "$tmp/small.cfg"
+    # /dev/stdin on a FIFO that has a writer (this shell): reading it would wait forever.
+    exec 3<> "$fifo"
+    expect "/dev/stdin (a pipe) as test images" 2 "/dev/stdin: not a regular file (a FIFO)" -- \
+        "$bin" check --set 'data.test_images="/dev/stdin"' "$tmp/small.cfg" <&3
+    exec 3<&-
+    expect "a FIFO as the config" 2 "$fifo: not a regular file (a FIFO)" -- "$bin" check "$fifo"
+    expect "a FIFO as a checkpoint (test)" 2 "$fifo: not a regular file (a FIFO)" -- \
+        "$bin" test "$fifo"
+    expect "a FIFO as a checkpoint (info)" 2 "$fifo: not a regular file (a FIFO)" -- \
+        "$bin" info "$fifo"
+    expect "/dev/zero as a checkpoint (predict)" 2 "/dev/zero: not a regular file" -- \
+        "$bin" predict /dev/zero "$tmp/x.pgm"
+    printf 'P2\n2 2\n255\n0 255 255 0\n' > "$tmp/x.pgm"
+    expect "a FIFO as an image (predict)" 2 "$fifo: not a regular file (a FIFO)" -- \
+        "$bin" predict "$ckpt" "$tmp/x.pgm" "$fifo"
+    expect "a FIFO as --idx" 2 "$fifo: not a regular file (a FIFO)" -- \
+        "$bin" predict --idx "$fifo" --labels "$tmp/data/test-labels.idx" "$ckpt"
+    expect "a FIFO as --idx without labels" 2 "$fifo: not a regular file (a FIFO)" -- \
+        "$bin" predict --idx "$fifo" "$ckpt"
+    expect "a FIFO as --labels" 2 "$fifo: not a regular file (a FIFO)" -- \
+        "$bin" predict --idx "$tmp/data/test-images.idx" --labels "$fifo" "$ckpt"
+    # A data path inside a checkpoint's stored config.
+    mkdir "$tmp/moved"
+    cp "$tmp/data"/*.idx "$tmp/moved/"
+    write_config "$tmp/moved.cfg" moved 1 "$tmp/moved"
+    "$bin" --output "$tmp/moved-run" "$tmp/moved.cfg" > /dev/null
+    rm "$tmp/moved/test-images.idx"
+    mkfifo "$tmp/moved/test-images.idx"
+    expect "a FIFO as the test images a checkpoint's config names (test)" 2 \
+        "$tmp/moved/test-images.idx: not a regular file (a FIFO)" -- \
+        "$bin" test "$tmp/moved-run/epoch-01.safetensors"
+    # A run directory's files, one at a time, in copies of the small run.
+    local f
+    for f in config.cfg metrics.csv train.log interrupted.safetensors .lenet-omp.lock; do
+        rm -rf "$tmp/r"
+        cp -r "$tmp/run" "$tmp/r"
+        rm -f "$tmp/r/$f"
+        mkfifo "$tmp/r/$f"
+        expect "a FIFO as the run directory's $f (resume -e 3)" 2 \
+            "$tmp/r/$f: not a regular file (a FIFO)" -- "$bin" resume -e 3 "$tmp/r"
+    done
+    rm -rf "$tmp/r"
+    cp -r "$tmp/run" "$tmp/r"
+    rm "$tmp/r/metrics.csv"
+    mkfifo "$tmp/r/metrics.csv"
+    expect "a FIFO as metrics.csv (plot)" 2 "$tmp/r/metrics.csv: not a regular file (a FIFO)" -- \
+        "$bin" plot "$tmp/r"
+    mkdir "$tmp/fresh"
+    mkfifo "$tmp/fresh/train.log"
+    expect "a FIFO as train.log of a new run" 2 "$tmp/fresh/train.log: not a regular file" -- \
+        "$bin" --output "$tmp/fresh" "$tmp/small.cfg"
+}
+
+case $class in
+hangs) hangs ;;
+*) echo "unknown class '$class'"; exit 1 ;;
+esac
+echo "$fails failed"
+[ "$fails" -eq 0 ]
