@@ -135,10 +135,65 @@ hangs() {
     mkfifo "$tmp/fresh/train.log"
     expect "a FIFO as train.log of a new run" 2 "$tmp/fresh/train.log: not a regular file" -- \
         "$bin" --output "$tmp/fresh" "$tmp/small.cfg"
+    printf '@include "fifo"\n' > "$tmp/inc-fifo.cfg"
+    expect "a FIFO as an @include" 2 "$tmp/inc-fifo.cfg:1: @include \"fifo\": $fifo: not a regular file (a FIFO)" -- \
+        "$bin" check "$tmp/inc-fifo.cfg"
+    printf 'name = "x";\n@include "/dev/stdin"\n' > "$tmp/inc-stdin.cfg"
+    exec 3<> "$fifo"
+    expect "/dev/stdin (a pipe) as an @include" 2 "@include \"/dev/stdin\": /dev/stdin: not a regular file" -- \
+        "$bin" check "$tmp/inc-stdin.cfg" <&3
+    exec 3<&-
+}
+
+silent() {
+    # libconfig 1.5 ignores the rest of a file after an unclosed /*, wraps integer literals
+    # without L to 32 bits and clamps those with L to 64 bits.
+    cp "$tmp/small.cfg" "$tmp/comment.cfg"
+    printf 'seed = 5;\n/* train = { epochs = 1000; };\n' >> "$tmp/comment.cfg"
+    local n=$(wc -l < "$tmp/comment.cfg")
+    expect "an unclosed /* comment" 2 "$tmp/comment.cfg:$n: a /* comment opened here is not closed" -- \
+        "$bin" check "$tmp/comment.cfg"
+    cp "$tmp/small.cfg" "$tmp/seed.cfg"
+    echo 'seed = 18446744073709551621L;' >> "$tmp/seed.cfg"
+    n=$(wc -l < "$tmp/seed.cfg")
+    expect "a seed beyond 64 bits" 2 "$tmp/seed.cfg:$n: integer 18446744073709551621L is beyond the 64-bit range" -- \
+        "$bin" check "$tmp/seed.cfg"
+    cp "$tmp/small.cfg" "$tmp/seed32.cfg"
+    echo 'seed = 4294967297;' >> "$tmp/seed32.cfg"
+    expect "a seed beyond 32 bits without L" 2 "$tmp/seed32.cfg:$n: integer 4294967297 is beyond" -- \
+        "$bin" check "$tmp/seed32.cfg"
+    expect "a seed override beyond 64 bits" 2 "override 'seed=18446744073709551621': the integer is beyond the 64-bit range" -- \
+        "$bin" check --set seed=18446744073709551621 "$tmp/small.cfg"
+}
+
+messages() {
+    # @include: a directory is named with the directive's file and line; nested includes are
+    # relative to their own file; absolute paths work (docs/config.md).
+    mkdir -p "$tmp/inc/sub/deeper"
+    printf '@include "sub"\n' > "$tmp/inc/dir.cfg"
+    expect "a directory as @include" 2 "$tmp/inc/dir.cfg:1: @include \"sub\": $tmp/inc/sub: not a regular file (a directory)" -- \
+        "$bin" check "$tmp/inc/dir.cfg"
+    grep -v '^train' "$tmp/small.cfg" > "$tmp/inc/top.cfg"
+    echo '@include "sub/train.cfg"' >> "$tmp/inc/top.cfg"
+    printf 'train = {\n  @include "deeper/schedule.cfg"\n};\n' > "$tmp/inc/sub/train.cfg"
+    printf 'epochs = 2; batch_size = 10;\nschedule = ( { epochs = 2; lr = 0.05; } );\n' \
+        > "$tmp/inc/sub/deeper/schedule.cfg"
+    expect "a nested @include relative to its own file" 0 "ok (run 'small'" -- \
+        "$bin" check "$tmp/inc/top.cfg"
+    grep -v '^train' "$tmp/small.cfg" > "$tmp/abs.cfg"
+    echo "@include \"$tmp/inc/sub/train.cfg\"" >> "$tmp/abs.cfg"
+    expect "an absolute @include" 0 "ok (run 'small'" -- "$bin" check "$tmp/abs.cfg"
+    printf 'epochs = 2; batch_size = 10;\nschedule = ( { epochs = 2; lr = -1; } );\n' \
+        > "$tmp/inc/sub/deeper/schedule.cfg"
+    expect "an error in a nested @include names that file and line" 2 \
+        "$tmp/inc/sub/deeper/schedule.cfg:2: schedule row 1: 'lr' must be greater than 0" -- \
+        "$bin" check "$tmp/inc/top.cfg"
 }
 
 case $class in
 hangs) hangs ;;
+silent) silent ;;
+messages) messages ;;
 *) echo "unknown class '$class'"; exit 1 ;;
 esac
 echo "$fails failed"
