@@ -199,7 +199,7 @@ static int predict_idx(const cli_options *o, net *n, const run_config *cfg,
     int classes = net_classes(n);
     labels_path(o, labels, sizeof labels);
     int rc = labels[0] ? mnist_load(&set, o->idx, labels, err)
-                       : digit_load_idx_images(&set, o->idx, err);
+                       : mnist_load_images(&set, o->idx, err);
     if (rc < 0)
         return -1;
     if (check_input(n, cfg, set.rows, set.cols, o->idx, err) < 0

@@ -8,17 +8,13 @@
 #include "digit_image.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <png.h>
-#include <zlib.h>
 
 #include "regular_file.h"
 
@@ -461,104 +457,5 @@ int digit_to_mnist(const digit_image *img, int invert, uint8_t *out, lo_error *e
             float v = patch[y * ow + x];
             out[fy * DIGIT_SIDE + fx] = (uint8_t)lroundf(v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v);
         }
-    return 0;
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* IDX images without labels                                                                */
-
-#define IDX_IMAGES_MAGIC 0x00000803u
-#define IDX_MAX_COUNT 10000000u /* the limits of mnist.c */
-#define IDX_MAX_SIDE 4096u
-#define IDX_CHUNK (1u << 24)
-
-/* Reads up to n bytes of gz into buf; stores the number read in *got. Returns 0, or -1 with
- * a message on a read or decompression error. */
-static int gz_read_all(gzFile gz, uint8_t *buf, size_t n, size_t *got, lo_error *err)
-{
-    int errnum = Z_OK;
-    *got = 0;
-    while (*got < n) {
-        unsigned want = n - *got < IDX_CHUNK ? (unsigned)(n - *got) : IDX_CHUNK;
-        int r = gzread(gz, buf + *got, want);
-        if (r <= 0)
-            break;
-        *got += (size_t)r;
-    }
-    const char *msg = gzerror(gz, &errnum);
-    if (errnum != Z_OK)
-        return lo_fail(err, "read error (%s)", msg);
-    return 0;
-}
-
-/* Loads path's images into set (labels zero); returns 0, or -1 with a message (the caller
- * frees the set). */
-static int load_idx_images(mnist_set *set, gzFile gz, lo_error *err)
-{
-    uint8_t head[16], extra;
-    size_t got;
-    if (gz_read_all(gz, head, sizeof head, &got, err) < 0)
-        return -1;
-    uint32_t d[4];
-    for (int i = 0; i < 4; i++)
-        d[i] = (uint32_t)head[4 * i] << 24 | (uint32_t)head[4 * i + 1] << 16
-               | (uint32_t)head[4 * i + 2] << 8 | head[4 * i + 3];
-    if (got >= 4 && d[0] != IDX_IMAGES_MAGIC)
-        return lo_fail(err, "not an IDX image file (magic 0x%08x, expected 0x%08x)",
-                       (unsigned)d[0], IDX_IMAGES_MAGIC);
-    if (got < sizeof head)
-        return lo_fail(err, "truncated header (%zu of %zu bytes)", got, sizeof head);
-    if (d[1] < 1 || d[1] > IDX_MAX_COUNT || d[2] < 1 || d[2] > IDX_MAX_SIDE || d[3] < 1
-        || d[3] > IDX_MAX_SIDE || d[1] > INT_MAX / (d[2] * d[3]))
-        return lo_fail(err, "implausible header: %lu images of %lux%lu", (unsigned long)d[1],
-                       (unsigned long)d[2], (unsigned long)d[3]);
-    size_t image = (size_t)d[2] * d[3], total = image * d[1], cap = 0;
-    set->count = (int)d[1];
-    set->rows = (int)d[2];
-    set->cols = (int)d[3];
-    /* Grown as data arrives, so a header promising more than the file holds costs little. */
-    for (got = 0; got == cap && cap < total;) {
-        size_t next = cap ? (cap * 2 < total ? cap * 2 : total) : (total < IDX_CHUNK ? total
-                                                                                 : IDX_CHUNK);
-        uint8_t *grown = realloc(set->pixels, next);
-        if (!grown)
-            return lo_fail(err, "out of memory for %zu bytes", total);
-        set->pixels = grown;
-        size_t n;
-        if (gz_read_all(gz, set->pixels + cap, next - cap, &n, err) < 0)
-            return -1;
-        got = cap + n;
-        cap = next;
-    }
-    if (got < total)
-        return lo_fail(err, "truncated: header promises %d images of %dx%d but the file ends "
-                       "after %zu of them", set->count, set->rows, set->cols, got / image);
-    if (gz_read_all(gz, &extra, 1, &got, err) < 0)
-        return -1;
-    if (got)
-        return lo_fail(err, "trailing data after %d images", set->count);
-    set->labels = calloc((size_t)set->count, 1);
-    if (!set->labels)
-        return lo_fail(err, "out of memory for %d labels", set->count);
-    return 0;
-}
-
-int digit_load_idx_images(mnist_set *set, const char *path, lo_error *err)
-{
-    *set = (mnist_set){0};
-    int fd = regular_open(path, O_RDONLY, err);
-    if (fd < 0)
-        return lo_prefix(err, "%s", path);
-    gzFile gz = gzdopen(fd, "rb");
-    if (!gz) {
-        close(fd);
-        return lo_fail(err, "%s: out of memory", path);
-    }
-    int rc = load_idx_images(set, gz, err);
-    gzclose(gz);
-    if (rc < 0) {
-        mnist_free(set);
-        return lo_prefix(err, "%s", path);
-    }
     return 0;
 }

@@ -11,9 +11,10 @@
 #             images of another size, junk after a gzip stream, NaN weights, changed files
 #   messages  messages that named nothing or contradicted the docs: @include, output_dir,
 #             epochs, schedule rows, an SVG from a run directory with invalid UTF-8
-# Usage: cli_hostile.sh LENET_OMP MAKE_IDX TESTS_DIR CLASS
+# Usage: cli_hostile.sh LENET_OMP MAKE_IDX TESTS_DIR CLASS [PEAK_RSS]
 set -uo pipefail
 bin=$(realpath "$1") make_idx=$(realpath "$2") tests=$(realpath "$3") class=$4
+peak_rss=${5:+$(realpath "$5")}
 source "$(dirname "$0")/lib.sh"
 out=$tmp/stdout err=$tmp/stderr
 
@@ -145,6 +146,53 @@ hangs() {
     exec 3<&-
 }
 
+# be32 N: N as 4 big-endian bytes (IDX headers).
+be32() {
+    printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 >> 24 & 255)) $(($1 >> 16 & 255)) \
+        $(($1 >> 8 & 255)) $(($1 & 255)))"
+}
+
+# expect_small NAME KIB STATUS [NEEDLE...] -- COMMAND...: expect, and the command's peak
+# resident memory stays below KIB (measured by tests/peak_rss.c).
+expect_small() {
+    local name=$1 kib=$2
+    shift 2
+    expect "$name" "$@"
+    shift $(($(printf '%s\n' "$@" | grep -n -x -- '--' | head -n 1 | cut -d: -f1)))
+    "$peak_rss" "$tmp/rss" "$@" > /dev/null 2>&1
+    local rss
+    rss=$(cat "$tmp/rss")
+    if [ "$rss" -lt "$kib" ]; then
+        echo "ok   $name: peak memory $((rss / 1024)) MiB, below $((kib / 1024)) MiB"
+    else
+        echo "FAIL $name: peak memory $((rss / 1024)) MiB, not below $((kib / 1024)) MiB"
+        fails=$((fails + 1))
+    fi
+}
+
+memory() {
+    [ -x "$peak_rss" ] || { echo "FAIL memory: no PEAK_RSS program given"; exit 1; }
+    # What the small check itself takes (the sanitizer builds take more), plus 48 MiB: every
+    # case below took 190 MiB or more before the fix.
+    "$peak_rss" "$tmp/rss" "$bin" check "$tmp/small.cfg" > /dev/null
+    local limit=$(($(cat "$tmp/rss") + 48 * 1024)) n=250000
+    # A gzip IDX of 1 MB that promises 250,000 images of 28x28 (196 MB) and expands 50 MB
+    # further: refused before anything is allocated for its data.
+    { printf '\x00\x00\x08\x03'; be32 $n; be32 28; be32 28; head -c $((n * 784 + 50000000)) /dev/zero; } |
+        gzip -1 > "$tmp/over.gz"
+    { printf '\x00\x00\x08\x01'; be32 $n; head -c $n /dev/zero; } > "$tmp/labels-n.idx"
+    expect_small "a gzip IDX expanding past its header's promise" "$limit" 2 \
+        "$tmp/over.gz: trailing data after $n images" -- \
+        "$bin" check --set "data.train_images=\"$tmp/over.gz\"" \
+        --set "data.train_labels=\"$tmp/labels-n.idx\"" "$tmp/small.cfg"
+    # A complete gzip IDX of 250,000 images against 60 labels: the counts are compared first.
+    { printf '\x00\x00\x08\x03'; be32 $n; be32 28; be32 28; head -c $((n * 784)) /dev/zero; } |
+        gzip -1 > "$tmp/images-n.gz"
+    expect_small "a gzip IDX whose image count disagrees with its labels" "$limit" 2 \
+        "$tmp/data/train-labels.idx: holds 60 labels but the image file $tmp/images-n.gz holds $n images" -- \
+        "$bin" check --set "data.train_images=\"$tmp/images-n.gz\"" "$tmp/small.cfg"
+}
+
 silent() {
     # libconfig 1.5 ignores the rest of a file after an unclosed /*, wraps integer literals
     # without L to 32 bits and clamps those with L to 64 bits.
@@ -162,6 +210,11 @@ silent() {
     echo 'seed = 4294967297;' >> "$tmp/seed32.cfg"
     expect "a seed beyond 32 bits without L" 2 "$tmp/seed32.cfg:$n: integer 4294967297 is beyond" -- \
         "$bin" check "$tmp/seed32.cfg"
+    # zlib's gzread skipped whatever follows a gzip stream.
+    gzip -c "$tmp/data/test-images.idx" > "$tmp/junk.gz"
+    printf 'junk' >> "$tmp/junk.gz"
+    expect "junk after a gzip stream" 2 "$tmp/junk.gz: 4 bytes of junk after the end of the gzip stream" -- \
+        "$bin" check --set "data.test_images=\"$tmp/junk.gz\"" "$tmp/small.cfg"
     expect "a seed override beyond 64 bits" 2 "override 'seed=18446744073709551621': the integer is beyond the 64-bit range" -- \
         "$bin" check --set seed=18446744073709551621 "$tmp/small.cfg"
 }
@@ -192,6 +245,7 @@ messages() {
 
 case $class in
 hangs) hangs ;;
+memory) memory ;;
 silent) silent ;;
 messages) messages ;;
 *) echo "unknown class '$class'"; exit 1 ;;

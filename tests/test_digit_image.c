@@ -434,55 +434,6 @@ static void test_fit_mnist_digit(void **state)
     expect_gray(tmp_path("zero.pgm"), 0, DIGIT_SIDE, DIGIT_SIDE, zero, 0);
 }
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static void test_idx_images(void **state)
-{
-    (void)state;
-    uint8_t file[16 + 3 * 4];
-    put_be32(file, 0x803);
-    put_be32(file + 4, 3);
-    put_be32(file + 8, 2);
-    put_be32(file + 12, 2);
-    for (int i = 0; i < 12; i++)
-        file[16 + i] = (uint8_t)(i * 20);
-    write_bytes(tmp_path("images.idx"), file, sizeof file);
-    mnist_set set;
-    lo_error err = {{0}};
-    if (digit_load_idx_images(&set, tmp_path("images.idx"), &err) < 0)
-        fail_msg("%s", err.msg);
-    assert_int_equal(set.count, 3);
-    assert_int_equal(set.rows, 2);
-    assert_int_equal(set.cols, 2);
-    assert_memory_equal(set.pixels, file + 16, 12);
-    for (int i = 0; i < 3; i++)
-        assert_int_equal(set.labels[i], 0);
-    mnist_free(&set);
-
-    write_bytes(tmp_path("short.idx"), file, sizeof file - 1);
-    assert_int_equal(digit_load_idx_images(&set, tmp_path("short.idx"), &err), -1);
-    assert_non_null(strstr(err.msg, "short.idx: truncated"));
-    assert_null(set.pixels);
-    put_be32(file, 0x801);
-    write_bytes(tmp_path("labels.idx"), file, sizeof file);
-    assert_int_equal(digit_load_idx_images(&set, tmp_path("labels.idx"), &err), -1);
-    assert_non_null(strstr(err.msg, "labels.idx: not an IDX image file"));
-    put_be32(file, 0x803);
-    put_be32(file + 4, 4000000);
-    put_be32(file + 8, 4000);
-    write_bytes(tmp_path("absurd.idx"), file, sizeof file);
-    assert_int_equal(digit_load_idx_images(&set, tmp_path("absurd.idx"), &err), -1);
-    assert_non_null(strstr(err.msg, "absurd.idx: implausible header"));
-    assert_int_equal(digit_load_idx_images(&set, tmp_path("none.idx"), &err), -1);
-    assert_non_null(strstr(err.msg, "none.idx: cannot open"));
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -492,7 +443,6 @@ int main(void)
         cmocka_unit_test(test_read_errors),
         cmocka_unit_test(test_fit_bar),
         cmocka_unit_test(test_fit_mnist_digit),
-        cmocka_unit_test(test_idx_images),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
