@@ -11,7 +11,6 @@
 
 #include "checkpoint.h"
 #include "run_dir.h"
-#include "safetensors.h"
 
 /* The config text with the settings that may differ on resume removed (threads, output_dir,
  * train.epochs), as libconfig writes it; NULL when it does not parse. */
@@ -80,16 +79,16 @@ static int same_config(const run_config *cfg, const char *stored, const char *pa
     return rc;
 }
 
-/* The epoch and batch of a mid-epoch checkpoint (reads it whole: it is small). */
+/* The epoch and batch of a mid-epoch checkpoint (reads it whole: it is small), its format
+ * and checksum checked. */
 static int peek_position(const char *path, int *epoch, int *batch, lo_error *err)
 {
-    st_file f;
-    if (st_load(path, &f, err) < 0)
+    ckpt_info info;
+    int checksum;
+    if (ckpt_peek(path, &info, &checksum, err) < 0)
         return -1;
-    const char *e = st_meta_get(&f, "epoch"), *b = st_meta_get(&f, "batch");
-    *epoch = e ? atoi(e) : 0;
-    *batch = b ? atoi(b) : 0;
-    st_free(&f);
+    *epoch = info.epoch;
+    *batch = info.batch;
     if (*epoch < 1 || *batch < 1)
         return lo_fail(err, "%s: not a mid-epoch checkpoint (metadata 'epoch' or 'batch')",
                        path);
@@ -124,9 +123,14 @@ int resume_restore(run *r, int *complete, lo_error *err)
     }
     ckpt_info info;
     ckpt_state st = {.velocity = r->velocity};
-    char *stored = NULL;
-    if (ckpt_load_state(newest, &r->n, &info, &st, &stored, err) < 0)
+    char *stored = NULL, note[CONFIG_PATH_MAX + 400] = "";
+    int checksum;
+    if (ckpt_peek(newest, &info, &checksum, err) < 0 ||
+        ckpt_load_state(newest, &r->n, &info, &st, &stored, err) < 0)
         return -1;
+    if (!checksum)
+        snprintf(note, sizeof note, "resume: note: %s has no checksum (written by an older "
+                 "lenet-omp): its contents are not verified\n", newest);
     int rc = same_config(cfg, stored, newest, err);
     free(stored);
     long batches = (r->train.count + cfg->train.batch_size - 1) / cfg->train.batch_size;
@@ -168,10 +172,10 @@ int resume_restore(run *r, int *complete, lo_error *err)
         report_printf(&r->log, "resume: %s: the run is complete (%d epoch%s)\n", newest,
                       cfg->train.epochs, cfg->train.epochs == 1 ? "" : "s");
     else if (info.batch)
-        snprintf(r->resumed, sizeof r->resumed, "resume: from %s (epoch %d, after batch %d of "
-                 "%ld)\n", newest, info.epoch, info.batch, batches);
+        snprintf(r->resumed, sizeof r->resumed, "%sresume: from %s (epoch %d, after batch %d of "
+                 "%ld)\n", note, newest, info.epoch, info.batch, batches);
     else
-        snprintf(r->resumed, sizeof r->resumed, "resume: from %s (epoch %d done)\n", newest,
-                 info.epoch);
+        snprintf(r->resumed, sizeof r->resumed, "%sresume: from %s (epoch %d done)\n", note,
+                 newest, info.epoch);
     return 0;
 }

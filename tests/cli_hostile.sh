@@ -20,7 +20,8 @@ out=$tmp/stdout err=$tmp/stderr
 
 # expect NAME STATUS [NEEDLE ...] -- COMMAND ...: runs COMMAND (at most 20 s, stdin from
 # /dev/null unless redirected by the caller) and checks its exit status, that a status 2
-# comes with a "lenet-omp: " line, and that stderr (stdout for status 0) holds every NEEDLE.
+# comes with a "lenet-omp: " line, and that stderr (stdout for status 0; "err:" before a
+# needle: stderr) holds every NEEDLE.
 expect() {
     local name=$1 want=$2 needle stream
     shift 2
@@ -40,7 +41,9 @@ expect() {
         stream=$err
         [ "$want" -eq 0 ] && stream=$out
         for needle in ${needles[@]+"${needles[@]}"}; do
-            grep -qF -- "$needle" "$stream" || { why="output lacks '$needle'"; break; }
+            local in=$stream
+            case $needle in err:*) in=$err; needle=${needle#err:} ;; esac
+            grep -qF -- "$needle" "$in" || { why="output lacks '$needle'"; break; }
         done
     fi
     if [ -z "$why" ]; then
@@ -146,6 +149,31 @@ hangs() {
     exec 3<&-
 }
 
+# Checkpoints taken apart and put together again: the 8-byte little-endian header length,
+# the JSON header, the tensor data.
+header_len() { od -An -tu8 -N8 "$1" | tr -d ' '; }
+header_of() { head -c $((8 + $(header_len "$1"))) "$1" | tail -c +9; }
+tensors_of() { tail -c +$((9 + $(header_len "$1"))) "$1"; }
+le64() {
+    local i out=""
+    for i in 0 8 16 24 32 40 48 56; do out+=$(printf '\\x%02x' $(($1 >> i & 255))); done
+    printf "$out"
+}
+# put_checkpoint OUT HEADER_FILE DATA_FROM: a checkpoint of that header and DATA_FROM's data.
+put_checkpoint() {
+    { le64 "$(stat -c %s "$2")"; cat "$2"; tensors_of "$3"; } > "$1"
+}
+# without_checksum IN OUT: IN with its checksum metadata blanked out (as an older lenet-omp
+# wrote it), the rest unchanged.
+without_checksum() {
+    header_of "$1" | sed 's/,"checksum":"crc32:[0-9a-f]\{8\}"/                            /' > "$tmp/h.json"
+    put_checkpoint "$2" "$tmp/h.json" "$1"
+}
+# with_nan FILE: the last float of FILE's data (the last tensor's last value) set to NaN.
+with_nan() {
+    printf '\x00\x00\xc0\x7f' | dd of="$1" bs=1 seek=$(($(stat -c %s "$1") - 4)) conv=notrunc 2> /dev/null
+}
+
 # be32 N: N as 4 big-endian bytes (IDX headers).
 be32() {
     printf "$(printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1 >> 24 & 255)) $(($1 >> 16 & 255)) \
@@ -191,6 +219,29 @@ memory() {
     expect_small "a gzip IDX whose image count disagrees with its labels" "$limit" 2 \
         "$tmp/data/train-labels.idx: holds 60 labels but the image file $tmp/images-n.gz holds $n images" -- \
         "$bin" check --set "data.train_images=\"$tmp/images-n.gz\"" "$tmp/small.cfg"
+    # A 1 KB checkpoint whose stored config gives C1 50,000 filters (its tensors are the small
+    # run's): info and test allocated and zeroed 400 MiB or more before checking the tensors.
+    header_of "$ckpt" | sed 's/filters = 2\\n/filters = 50000\\n/' > "$tmp/h.json"
+    grep -q 'filters = 50000' "$tmp/h.json" || { echo "FAIL the huge-layer checkpoint"; exit 1; }
+    put_checkpoint "$tmp/huge.safetensors" "$tmp/h.json" "$ckpt"
+    expect_small "info on a checkpoint whose config declares a huge layer" "$limit" 2 \
+        "$tmp/huge.safetensors: tensor 'C1.weight' has a shape other than the network's" -- \
+        "$bin" info "$tmp/huge.safetensors"
+    expect_small "test on a checkpoint whose config declares a huge layer" "$limit" 2 \
+        "$tmp/huge.safetensors: tensor 'C1.weight' has a shape other than the network's" -- \
+        "$bin" test "$tmp/huge.safetensors"
+}
+
+runs() {
+    # A checkpoint with a NaN weight (as one written by an older lenet-omp, without a
+    # checksum): resuming trained an epoch and called it "the last good checkpoint".
+    rm -rf "$tmp/r"
+    cp -r "$tmp/run" "$tmp/r"
+    without_checksum "$ckpt" "$tmp/r/epoch-02.safetensors"
+    with_nan "$tmp/r/epoch-02.safetensors"
+    expect "resume from a checkpoint with a NaN weight" 2 \
+        "$tmp/r/epoch-02.safetensors: tensor 'F.bias' holds NaN or Inf values" -- \
+        "$bin" resume -e 3 "$tmp/r"
 }
 
 silent() {
@@ -215,6 +266,27 @@ silent() {
     printf 'junk' >> "$tmp/junk.gz"
     expect "junk after a gzip stream" 2 "$tmp/junk.gz: 4 bytes of junk after the end of the gzip stream" -- \
         "$bin" check --set "data.test_images=\"$tmp/junk.gz\"" "$tmp/small.cfg"
+    # NaN weights in test and predict; a checkpoint changed after it was written.
+    without_checksum "$ckpt" "$tmp/nan.safetensors"
+    with_nan "$tmp/nan.safetensors"
+    expect "test on a checkpoint with a NaN weight" 2 \
+        "$tmp/nan.safetensors: tensor 'F.bias' holds NaN or Inf values (the first at index 9): not a usable checkpoint" -- \
+        "$bin" test "$tmp/nan.safetensors"
+    printf 'P2\n2 2\n255\n0 255 255 0\n' > "$tmp/x.pgm"
+    expect "predict with a checkpoint with a NaN weight" 2 \
+        "$tmp/nan.safetensors: tensor 'F.bias' holds NaN or Inf values" -- \
+        "$bin" predict "$tmp/nan.safetensors" "$tmp/x.pgm"
+    cp "$ckpt" "$tmp/changed.safetensors"
+    printf '\x01' | dd of="$tmp/changed.safetensors" bs=1 seek=$(($(stat -c %s "$ckpt") - 8)) conv=notrunc 2> /dev/null
+    expect "test on a checkpoint changed after it was written" 2 \
+        "$tmp/changed.safetensors: the checksum does not match the contents" -- \
+        "$bin" test "$tmp/changed.safetensors"
+    without_checksum "$ckpt" "$tmp/old.safetensors"
+    expect "an older checkpoint without a checksum: info says so" 0 \
+        "checksum: none (written by an older lenet-omp" -- "$bin" info "$tmp/old.safetensors"
+    expect "an older checkpoint without a checksum: test reads it, with a note" 0 \
+        "err:lenet-omp: note: $tmp/old.safetensors has no checksum" -- \
+        "$bin" test "$tmp/old.safetensors"
     expect "a seed override beyond 64 bits" 2 "override 'seed=18446744073709551621': the integer is beyond the 64-bit range" -- \
         "$bin" check --set seed=18446744073709551621 "$tmp/small.cfg"
 }
@@ -245,6 +317,7 @@ messages() {
 
 case $class in
 hangs) hangs ;;
+runs) runs ;;
 memory) memory ;;
 silent) silent ;;
 messages) messages ;;
