@@ -25,8 +25,9 @@ typedef struct digit_image {
  * *img empty. */
 int digit_read(digit_image *img, const char *path, int background, lo_error *err);
 
-/* Writes pixels (height x width bytes, row-major) as an 8-bit grayscale PNG at path.
- * Returns 0, or -1 with err "<path>: <what is wrong>" (a partial file is removed). */
+/* Writes pixels (height x width bytes, row-major) as an 8-bit grayscale PNG at path,
+ * atomically (atomic_file.h): a failed write leaves a previous file at path as it was.
+ * Returns 0, or -1 with err "<path>: <what is wrong>". */
 int digit_write_png(const char *path, const uint8_t *pixels, int width, int height,
                     lo_error *err);
 

@@ -28,11 +28,14 @@ typedef struct run_dir_scan {
     char newest[CONFIG_PATH_MAX + 300]; /* the epoch checkpoint with the highest number, or "" */
     int newest_epoch; /* its epoch, 0 for none */
     int interrupted;  /* DIR/interrupted.safetensors exists */
+    int digits;       /* the zero padding of the checkpoints' epoch numbers (at least 2), 0
+                       * when there are none: a run keeps the names it started with */
 } run_dir_scan;
 
-/* Removes the temporary files of killed runs (the caller holds the lock: none is being
- * written) and finds the newest epoch checkpoint and the mid-epoch one. Returns 0 or -1. */
-int run_dir_read(const char *dir, run_dir_scan *scan, lo_error *err);
+/* Finds the newest epoch checkpoint and the mid-epoch one, and with clean removes the
+ * temporary files of killed runs (the caller holds the lock: none is being written).
+ * Returns 0 or -1. */
+int run_dir_read(const char *dir, int clean, run_dir_scan *scan, lo_error *err);
 
 /* The path of epoch's checkpoint: DIR/epoch-NN.safetensors, NN zero-padded to digits. */
 void run_dir_ckpt_path(char *out, size_t size, const char *dir, int digits, int epoch);

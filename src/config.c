@@ -11,6 +11,7 @@
 
 #include "cfg_read.h"
 #include "cfg_text.h"
+#include "utf8.h"
 #include "registry.h"
 
 static const char *const top_keys[] = {"name",  "seed",       "data",    "layers",
@@ -256,6 +257,11 @@ static int parse_schedule(parse_ctx *ctx, const config_setting_t *g, train_confi
             lo_prefix(ctx->err, "schedule row %d", i + 1);
             return fail_at(ctx, row);
         }
+        if (t->schedule[i].epochs > CONFIG_MAX_EPOCHS) {
+            lo_fail(ctx->err, "schedule row %d: 'epochs' must be at most %d, got %d", i + 1,
+                    CONFIG_MAX_EPOCHS, t->schedule[i].epochs);
+            return fail_at(ctx, row);
+        }
         covered += t->schedule[i].epochs;
     }
     t->n_steps = n;
@@ -274,8 +280,13 @@ static int parse_train(parse_ctx *ctx, const config_setting_t *root, train_confi
         return -1;
     if (check_keys(ctx, g, "train", train_keys, NULL) < 0)
         return -1;
-    if (read_int(ctx, g, "epochs", 1, 0, 1, &t->epochs) < 0 ||
-        read_int(ctx, g, "batch_size", 1, 0, 1, &t->batch_size) < 0 ||
+    if (read_int(ctx, g, "epochs", 1, 0, 1, &t->epochs) < 0)
+        return -1;
+    if (t->epochs > CONFIG_MAX_EPOCHS) {
+        lo_fail(ctx->err, "'epochs' must be at most %d, got %d", CONFIG_MAX_EPOCHS, t->epochs);
+        return fail_at_key(ctx, g, "epochs");
+    }
+    if (read_int(ctx, g, "batch_size", 1, 0, 1, &t->batch_size) < 0 ||
         read_double(ctx, g, "momentum", 0, 0.0, 0.0, 0, &t->momentum) < 0 ||
         read_double(ctx, g, "weight_decay", 0, 0.0, 0.0, 0, &t->weight_decay) < 0)
         return -1;
@@ -383,6 +394,12 @@ static int parse_top(parse_ctx *ctx, const config_setting_t *root, run_config *c
         lo_fail(ctx->err, "'name' must have 1 to %zu characters and no '/'", sizeof cfg->name - 1);
         return fail_at(ctx, config_setting_get_member(root, "name"));
     }
+    /* The default output_dir is runs/<name>: runs/.. is the working directory */
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+        lo_fail(ctx->err, "'name' must not be '%s' (runs/%s is no run directory of its own)",
+                name, name);
+        return fail_at(ctx, config_setting_get_member(root, "name"));
+    }
     strcpy(cfg->name, name);
     const config_setting_t *s = config_setting_get_member(root, "seed");
     if (s) {
@@ -407,7 +424,38 @@ static int parse_top(parse_ctx *ctx, const config_setting_t *root, run_config *c
     }
     char dflt[CONFIG_PATH_MAX];
     snprintf(dflt, sizeof dflt, "runs/%s", cfg->name);
-    return read_path(ctx, root, "output_dir", dflt, cfg->output_dir);
+    if (read_path(ctx, root, "output_dir", dflt, cfg->output_dir) < 0)
+        return -1;
+    if (!cfg->output_dir[0]) {
+        lo_fail(ctx->err, "'output_dir' must not be empty (the default is runs/<name>)");
+        return fail_at_key(ctx, root, "output_dir");
+    }
+    return 0;
+}
+
+/* Refuses a string setting anywhere in the tree that is not valid UTF-8: the checkpoints
+ * store the config in their JSON header, which must be UTF-8 (a run would write nothing but
+ * checkpoints that do not load). */
+static int check_utf8(parse_ctx *ctx, const config_setting_t *s)
+{
+    if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+        const char *v = config_setting_get_string(s);
+        size_t n = strlen(v), at = utf8_invalid_at(v, n);
+        if (at == n)
+            return 0;
+        const config_setting_t *named = s;
+        while (named && !config_setting_name(named))
+            named = config_setting_parent(named);
+        lo_fail(ctx->err, "'%s' is not valid UTF-8 (byte 0x%02x at offset %zu): checkpoints "
+                "store the config as UTF-8", named ? config_setting_name(named) : "?",
+                (unsigned char)v[at], at);
+        return fail_at(ctx, s);
+    }
+    int n = config_setting_is_aggregate(s) ? config_setting_length(s) : 0;
+    for (int i = 0; i < n; i++)
+        if (check_utf8(ctx, config_setting_get_elem(s, (unsigned)i)) < 0)
+            return -1;
+    return 0;
 }
 
 /* Serialises the effective config (what a checkpoint stores and a run directory keeps). */
@@ -432,7 +480,7 @@ static int parse_all(run_config *cfg, config_t *lc, const cfg_text *text, const 
 {
     parse_ctx ctx = {source, text, err};
     const config_setting_t *root = config_root_setting(lc);
-    if (parse_top(&ctx, root, cfg) < 0 || parse_data(&ctx, root, &cfg->data) < 0 ||
+    if (check_utf8(&ctx, root) < 0 || parse_top(&ctx, root, cfg) < 0 || parse_data(&ctx, root, &cfg->data) < 0 ||
         parse_layers(&ctx, root, cfg) < 0 || parse_init(&ctx, root, &cfg->init) < 0 ||
         parse_train(&ctx, root, &cfg->train) < 0)
         return -1;
@@ -605,7 +653,7 @@ int config_load_string(run_config *cfg, const char *text, const char *source, lo
 
 double config_lr(const run_config *cfg, int epoch)
 {
-    int end = 0;
+    long long end = 0; /* rows of up to CONFIG_MAX_EPOCHS each, as many as the list holds */
     for (int i = 0; i < cfg->train.n_steps; i++) {
         end += cfg->train.schedule[i].epochs;
         if (epoch <= end)

@@ -16,6 +16,7 @@
 
 #include <png.h>
 
+#include "atomic_file.h"
 #include "regular_file.h"
 
 #define PNG_SIGNATURE_BYTES 8
@@ -167,23 +168,22 @@ int digit_write_png(const char *path, const uint8_t *pixels, int width, int heig
 {
     if (width < 1 || height < 1 || width > DIGIT_MAX_SIDE || height > DIGIT_MAX_SIDE)
         return lo_fail(err, "%s: cannot write an image of %dx%d pixels", path, width, height);
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return lo_fail(err, "%s: cannot create: %s", path, strerror(errno));
-    png_ctx ctx = {f, err, 0};
+    /* Through a temporary file: a failed write leaves the previous file as it was. */
+    atomic_file out;
+    if (atomic_open(&out, path, err) < 0)
+        return -1;
+    png_ctx ctx = {out.fp, err, 0};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, png_on_error,
                                               png_on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!info) {
         png_destroy_write_struct(png ? &png : NULL, NULL);
-        fclose(f);
-        remove(path);
+        atomic_abort(&out);
         return lo_fail(err, "%s: out of memory", path);
     }
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
-        fclose(f);
-        remove(path);
+        atomic_abort(&out);
         return lo_prefix(err, "%s", path);
     }
     png_set_write_fn(png, &ctx, png_on_write, png_on_flush);
@@ -194,12 +194,7 @@ int digit_write_png(const char *path, const uint8_t *pixels, int width, int heig
         png_write_row(png, pixels + (size_t)r * width);
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    if (fclose(f) != 0) {
-        int e = errno;
-        remove(path);
-        return lo_fail(err, "%s: write error: %s", path, strerror(e));
-    }
-    return 0;
+    return atomic_commit(&out, err);
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -100,8 +100,10 @@ int resume_restore(run *r, int *complete, lo_error *err)
     const run_config *cfg = r->cfg;
     char path[CONFIG_PATH_MAX + 64];
     run_dir_scan scan;
-    if (run_dir_read(cfg->output_dir, &scan, err) < 0)
+    if (run_dir_read(cfg->output_dir, 1, &scan, err) < 0)
         return -1;
+    if (scan.digits) /* the names the run has, whatever train.epochs is now */
+        r->ckpt_digits = scan.digits;
     char *newest = scan.newest;
     const int newest_epoch = scan.newest_epoch;
     snprintf(path, sizeof path, "%s/" RUN_DIR_INTERRUPTED, cfg->output_dir);

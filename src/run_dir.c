@@ -68,11 +68,13 @@ static int is_temporary(const char *name)
     return 1;
 }
 
-/* The epoch number of "epoch-<digits>.safetensors", else 0. */
-static int epoch_of_name(const char *name)
+/* The epoch number of "epoch-<digits>.safetensors", else 0; *padded gets the number of
+ * digits when the first one is a 0 (the name is zero-padded to that width), else 0. */
+static int epoch_of_name(const char *name, int *padded)
 {
     const char *p = name + 6;
     int e = 0;
+    *padded = 0;
     if (strncmp(name, "epoch-", 6) != 0 || !isdigit((unsigned char)*p))
         return 0;
     for (; isdigit((unsigned char)*p); p++) {
@@ -80,10 +82,12 @@ static int epoch_of_name(const char *name)
             return 0;
         e = e * 10 + (*p - '0');
     }
+    if (name[6] == '0')
+        *padded = (int)(p - (name + 6));
     return strcmp(p, ".safetensors") == 0 ? e : 0;
 }
 
-int run_dir_read(const char *dir, run_dir_scan *scan, lo_error *err)
+int run_dir_read(const char *dir, int clean, run_dir_scan *scan, lo_error *err)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -92,15 +96,19 @@ int run_dir_read(const char *dir, run_dir_scan *scan, lo_error *err)
     scan->newest[0] = '\0';
     scan->newest_epoch = 0;
     scan->interrupted = 0;
+    scan->digits = 0;
     while ((de = readdir(d))) {
         char path[CONFIG_PATH_MAX + 300];
         struct stat sb;
-        int e = epoch_of_name(de->d_name);
+        int padded, e = epoch_of_name(de->d_name, &padded);
         snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
         if (lstat(path, &sb) < 0 || S_ISDIR(sb.st_mode))
             continue; /* only files can be ours */
+        if (e > 0 && S_ISREG(sb.st_mode)) /* the widest padding: 2 for epoch-01..99 */
+            scan->digits = padded > scan->digits ? padded : scan->digits < 2 ? 2 : scan->digits;
         if (is_temporary(de->d_name)) {
-            unlink(path);
+            if (clean)
+                unlink(path);
         } else if (e > scan->newest_epoch && S_ISREG(sb.st_mode)) {
             scan->newest_epoch = e;
             snprintf(scan->newest, sizeof scan->newest, "%s", path);

@@ -41,6 +41,7 @@ expect() {
         stream=$err
         [ "$want" -eq 0 ] && stream=$out
         for needle in ${needles[@]+"${needles[@]}"}; do
+            [ -n "$needle" ] || continue
             local in=$stream
             case $needle in err:*) in=$err; needle=${needle#err:} ;; esac
             grep -qF -- "$needle" "$in" || { why="output lacks '$needle'"; break; }
@@ -242,6 +243,70 @@ runs() {
     expect "resume from a checkpoint with a NaN weight" 2 \
         "$tmp/r/epoch-02.safetensors: tensor 'F.bias' holds NaN or Inf values" -- \
         "$bin" resume -e 3 "$tmp/r"
+
+    # Checkpoint names take their padding from the run, not from the train.epochs of the
+    # moment: a 2-epoch run (epoch-01, epoch-02) extended to 100 epochs linked
+    # best.safetensors to epoch-001 or -002, which do not exist, and exited 2. (The learning
+    # rate after epoch 2 is too small to change anything, so the best epoch stays 1 or 2.)
+    write_config "$tmp/long.cfg" long 100 "$tmp/data"
+    sed -i 's/schedule = .*/schedule = ( { epochs = 2; lr = 0.05; }, { epochs = 98; lr = 1e-30; } ); };/' \
+        "$tmp/long.cfg"
+    "$bin" -e 2 --output "$tmp/long" "$tmp/long.cfg" > /dev/null
+    expect "a 2-epoch run extended to 100 epochs" 0 "Testing on $tmp/long/best.safetensors" -- \
+        "$bin" resume -e 100 "$tmp/long"
+    local best
+    best=$(readlink "$tmp/long/best.safetensors")
+    expect "  ... keeps its names (epoch-03, epoch-100) and links the best, $best" 0 -- \
+        test -e "$tmp/long/epoch-03.safetensors" -a -e "$tmp/long/epoch-100.safetensors" \
+        -a -e "$tmp/long/best.safetensors" -a \( "$best" = epoch-01.safetensors -o \
+        "$best" = epoch-02.safetensors \)
+    expect "  ... and is complete when resumed again" 0 "the run is complete (100 epochs)" -- \
+        "$bin" resume -e 100 "$tmp/long"
+    expect "  ... and shrunk to 50 epochs, has nothing to train" 0 "is past epoch 50" -- \
+        "$bin" resume -e 50 "$tmp/long"
+    expect "  ... its best link still valid" 0 -- test -e "$tmp/long/best.safetensors"
+
+    # name = "." or "..": runs/. is runs/ itself, runs/.. the working directory.
+    expect "name = \"..\"" 2 "'name' must not be '..'" -- \
+        "$bin" check --set 'name=".."' "$tmp/small.cfg"
+    mkdir -p "$tmp/cwd"
+    expect "name = \".\" (train)" 2 "'name' must not be '.'" -- \
+        bash -c "cd '$tmp/cwd' && exec '$bin' --set 'name=\".\"' '$tmp/small.cfg'"
+    expect "  ... writes nothing" 0 -- test -z "$(ls -A "$tmp/cwd")"
+
+    # A byte that is not UTF-8 in a run name, a layer name, a data path: the run would write
+    # only checkpoints that do not load.
+    expect "a run name that is not UTF-8" 2 "'name' is not valid UTF-8 (byte 0xff at offset 1)" -- \
+        "$bin" check --set "name=\"x$(printf '\xff')\"" "$tmp/small.cfg"
+    sed "s/name = \"F\"/name = \"F$(printf '\xe9')\"/" "$tmp/small.cfg" > "$tmp/latin1.cfg"
+    expect "a layer name that is not UTF-8" 2 "$tmp/latin1.cfg:5: 'name' is not valid UTF-8" -- \
+        "$bin" --output "$tmp/latin1" "$tmp/latin1.cfg"
+    cp "$tmp/data/test-labels.idx" "$tmp/labels-$(printf '\xfe').idx"
+    expect "a data path that is not UTF-8" 2 "'test_labels' is not valid UTF-8" -- \
+        "$bin" check --set "data.test_labels=\"$tmp/labels-$(printf '\xfe').idx\"" "$tmp/small.cfg"
+
+    # Training into a run directory that holds a run's checkpoints left the old run's later
+    # epochs behind (and resume took them for this run's): refused, the old run intact.
+    "$bin" --output "$tmp/again" "$tmp/small.cfg" > /dev/null
+    cp "$tmp/again/epoch-01.safetensors" "$tmp/again-01.copy"
+    expect "training into a directory holding a run's checkpoints" 2 \
+        "$tmp/again already holds the checkpoints of a run (the newest: $tmp/again/epoch-02.safetensors)" -- \
+        "$bin" -e 1 --output "$tmp/again" "$tmp/small.cfg"
+    expect "  ... leaves the old run as it was" 0 -- \
+        cmp -s "$tmp/again/epoch-01.safetensors" "$tmp/again-01.copy"
+    expect "  ... and check says so" 0 "note: $tmp/again already holds the checkpoints of a run" -- \
+        "$bin" check --set "output_dir=\"$tmp/again\"" "$tmp/small.cfg"
+
+    # A failed write of predict -o deleted the previous file.
+    printf 'P2\n3 3\n255\n0 0 0 0 255 0 0 0 0\n' > "$tmp/dot.pgm"
+    mkdir -p "$tmp/fitted"
+    "$bin" predict -o "$tmp/fitted" "$ckpt" "$tmp/dot.pgm" > /dev/null
+    cp "$tmp/fitted/001.png" "$tmp/fitted.copy"
+    # (the limit on the command alone: its message goes through a pipe, which has none)
+    expect "predict -o that cannot write (ulimit -f 0)" 2 "$tmp/fitted/001.png: cannot write" -- \
+        bash -c "set -o pipefail; (ulimit -f 0; exec '$bin' predict -o '$tmp/fitted' '$ckpt' \
+                 '$tmp/dot.pgm') 2>&1 > /dev/null | cat >&2"
+    expect "  ... keeps the previous file" 0 -- cmp -s "$tmp/fitted/001.png" "$tmp/fitted.copy"
 }
 
 silent() {
@@ -287,6 +352,14 @@ silent() {
     expect "an older checkpoint without a checksum: test reads it, with a note" 0 \
         "err:lenet-omp: note: $tmp/old.safetensors has no checksum" -- \
         "$bin" test "$tmp/old.safetensors"
+    # check accepted test images of another size than the training images (train refused).
+    mkdir -p "$tmp/small20"
+    { printf '\x00\x00\x08\x03'; be32 3; be32 20; be32 20; head -c 1200 /dev/zero; } > "$tmp/small20/images.idx"
+    { printf '\x00\x00\x08\x01'; be32 3; printf '\x01\x02\x03'; } > "$tmp/small20/labels.idx"
+    expect "check: test images of another size" 2 \
+        "$tmp/small20/images.idx: images are 20x20 but the training images are 28x28" -- \
+        "$bin" check --set "data.test_images=\"$tmp/small20/images.idx\"" \
+        --set "data.test_labels=\"$tmp/small20/labels.idx\"" "$tmp/small.cfg"
     expect "a seed override beyond 64 bits" 2 "override 'seed=18446744073709551621': the integer is beyond the 64-bit range" -- \
         "$bin" check --set seed=18446744073709551621 "$tmp/small.cfg"
 }
@@ -313,6 +386,23 @@ messages() {
     expect "an error in a nested @include names that file and line" 2 \
         "$tmp/inc/sub/deeper/schedule.cfg:2: schedule row 1: 'lr' must be greater than 0" -- \
         "$bin" check "$tmp/inc/top.cfg"
+
+    # output_dir = "": ': cannot create directory' named nothing.
+    cp "$tmp/small.cfg" "$tmp/empty-out.cfg"
+    echo 'output_dir = "";' >> "$tmp/empty-out.cfg"
+    local n=$(wc -l < "$tmp/empty-out.cfg")
+    expect "output_dir = \"\"" 2 "$tmp/empty-out.cfg:$n: 'output_dir' must not be empty" -- \
+        "$bin" check "$tmp/empty-out.cfg"
+    # 2,000,000,000 epochs passed check and then gave only "out of memory"; schedule rows of
+    # 2^31-1 epochs overflowed int in check and in the learning-rate lookup.
+    expect "2,000,000,000 epochs" 2 "'epochs' must be at most 1000000, got 2000000000" -- \
+        "$bin" check --set train.epochs=2000000000 "$tmp/small.cfg"
+    sed 's/schedule = .*/schedule = ( { epochs = 2147483647; lr = 0.1; }, { epochs = 2147483647; lr = 0.2; } ); };/' \
+        "$tmp/small.cfg" > "$tmp/rows.cfg"
+    n=$(grep -n '^train' "$tmp/rows.cfg" | cut -d: -f1)
+    expect "schedule rows of 2^31-1 epochs" 2 \
+        "$tmp/rows.cfg:$n: schedule row 1: 'epochs' must be at most 1000000, got 2147483647" -- \
+        "$bin" check "$tmp/rows.cfg"
 }
 
 case $class in

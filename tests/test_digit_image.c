@@ -122,7 +122,7 @@ static void test_png_gray_round_trip(void **state)
     expect_gray(path, 0, 7, 5, px, 0);
     expect_gray(path, 255, 7, 5, px, 0); /* no alpha: the background does not matter */
     assert_int_equal(digit_write_png(tmp_path("no/such/dir.png"), px, 7, 5, &err), -1);
-    assert_non_null(strstr(err.msg, "no/such/dir.png: cannot create"));
+    assert_non_null(strstr(err.msg, "no/such/dir.png: cannot write"));
 }
 
 static void test_png_colour_types(void **state)
