@@ -153,7 +153,17 @@ int run_dir_read_seconds(const char *dir, const ckpt_info *history, int n, doubl
     FILE *f = regular_fopen(path, err);
     if (!f)
         return lo_prefix(err, "%s", path);
-    while (fgets(line, sizeof line, f)) {
+    off_t size = regular_size(fileno(f), err);
+    if (size < 0 || size > PLOT_METRICS_MAX_BYTES) {
+        fclose(f);
+        if (size < 0)
+            return lo_prefix(err, "%s", path);
+        return lo_fail(err, "%s: too large (%lld bytes; a metrics.csv has at most %ld)", path,
+                       (long long)size, PLOT_METRICS_MAX_BYTES);
+    }
+    long bytes = 0; /* read at most the limit, however the file grows meanwhile */
+    while (bytes <= PLOT_METRICS_MAX_BYTES && fgets(line, sizeof line, f)) {
+        bytes += (long)strlen(line);
         int e, train_errors, test_errors;
         double lr, cost, s;
         if (sscanf(line, "%d,%lf,%lf,%d,%d,%lf", &e, &lr, &cost, &train_errors, &test_errors,

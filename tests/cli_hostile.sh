@@ -231,6 +231,19 @@ memory() {
     expect_small "test on a checkpoint whose config declares a huge layer" "$limit" 2 \
         "$tmp/huge.safetensors: tensor 'C1.weight' has a shape other than the network's" -- \
         "$bin" test "$tmp/huge.safetensors"
+    # An endless metrics.csv (sparse: 300 MB of NUL bytes after its header): plot's getline
+    # took the whole line; refused before reading. A long line within the size limit too.
+    rm -rf "$tmp/endless"
+    cp -r "$tmp/run" "$tmp/endless"
+    truncate -s 300M "$tmp/endless/metrics.csv"
+    expect_small "plot on an endless metrics.csv" "$limit" 2 \
+        "$tmp/endless/metrics.csv: too large (314572800 bytes" -- "$bin" plot "$tmp/endless"
+    expect_small "resume with an endless metrics.csv" "$limit" 2 \
+        "$tmp/endless/metrics.csv: too large (314572800 bytes" -- "$bin" resume -e 3 "$tmp/endless"
+    cp "$tmp/run/metrics.csv" "$tmp/endless/metrics.csv"
+    head -c 100000000 /dev/zero | tr '\0' 1 >> "$tmp/endless/metrics.csv"
+    expect_small "plot on a metrics.csv with a line of 100 MB" "$limit" 2 \
+        "$tmp/endless/metrics.csv:4: the line is longer than 1022 bytes" -- "$bin" plot "$tmp/endless"
 }
 
 runs() {
@@ -386,6 +399,22 @@ messages() {
     expect "an error in a nested @include names that file and line" 2 \
         "$tmp/inc/sub/deeper/schedule.cfg:2: schedule row 1: 'lr' must be greater than 0" -- \
         "$bin" check "$tmp/inc/top.cfg"
+
+    # A run directory whose name is not UTF-8 (a surrogate, an overlong form, beyond U+10FFFF,
+    # U+FFFE): its name went into errors.svg as it was, which xmllint rejected.
+    local odd="$tmp/run-$(printf '\xed\xa0\x80\xe0\x80\xaf\xf4\x90\x80\x80\xef\xbf\xbe')"
+    cp -r "$tmp/run" "$odd"
+    expect "plot of a run directory named with invalid UTF-8" 0 "$odd/errors.svg" -- \
+        "$bin" plot "$odd"
+    if command -v xmllint > /dev/null; then
+        expect "  ... writes an SVG that xmllint accepts" 0 -- xmllint --noout "$odd/errors.svg"
+    elif [ -n "${CI:-}" ]; then
+        echo "FAIL xmllint is missing (Debian: libxml2-utils); CI needs it"
+        fails=$((fails + 1))
+    else
+        echo "skip xmllint is missing: the SVG is not checked"
+    fi
+    expect "  ... whose text is UTF-8 (iconv)" 0 -- iconv -f UTF-8 -t UTF-8 -o /dev/null "$odd/errors.svg"
 
     # output_dir = "": ': cannot create directory' named nothing.
     cp "$tmp/small.cfg" "$tmp/empty-out.cfg"
