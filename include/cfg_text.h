@@ -10,6 +10,8 @@
 
 #include <stddef.h>
 
+#include <libconfig.h>
+
 #include "lo_error.h"
 
 #define CFG_TEXT_MAX (4u << 20) /* bytes of a config with everything it includes */
@@ -37,6 +39,12 @@ int cfg_text_read_file(cfg_text *t, const char *path, lo_error *err);
 /* Checks text (a checkpoint's stored config, named source in messages) as a file's text;
  * an @include directive is refused (a stored config is self-contained). */
 int cfg_text_from_string(cfg_text *t, const char *text, const char *source, lo_error *err);
+
+/* Parses the checked text into lc (initialised by the caller), with libconfig's syntax
+ * errors as "file:line: message" of the file they are in. A line of the expanded text that
+ * starts with @include (it can only be inside a string) is refused too: libconfig must never
+ * open a file itself. Every parse of config text goes through here. Returns 0 or -1. */
+int cfg_text_parse(const cfg_text *text, config_t *lc, lo_error *err);
 
 /* The file and line of line `line` of the expanded text (0 or out of range: the top-level
  * file, line 0). */

@@ -449,6 +449,40 @@ int cfg_text_from_string(cfg_text *t, const char *text, const char *source, lo_e
     return build(t, text, n, source, 0, err);
 }
 
+/* The 1-based line of the first line of text that starts (after blanks) with "@include",
+ * or 0. cfg_text has expanded every directive and blanked out the comments; what is left
+ * can only be inside a string, where libconfig would not follow it either. Refused all the
+ * same: libconfig must never open a file on its own (it would not check what it opens). */
+static int include_line(const char *text)
+{
+    int line = 1;
+    for (const char *p = text; *p; line++) {
+        p += strspn(p, " \t");
+        if (strncmp(p, "@include", 8) == 0)
+            return line;
+        p = strchr(p, '\n');
+        if (!p)
+            break;
+        p++;
+    }
+    return 0;
+}
+
+int cfg_text_parse(const cfg_text *text, config_t *lc, lo_error *err)
+{
+    int line = include_line(text->text), file_line;
+    if (line > 0) {
+        const char *file = cfg_text_origin(text, line, &file_line);
+        return lo_fail(err, "%s:%d: a line starting with @include inside a string is not "
+                       "allowed", file, file_line);
+    }
+    if (config_read_string(lc, text->text) != CONFIG_TRUE) {
+        const char *file = cfg_text_origin(text, config_error_line(lc), &file_line);
+        return lo_fail(err, "%s:%d: %s", file, file_line, config_error_text(lc));
+    }
+    return 0;
+}
+
 const char *cfg_text_origin(const cfg_text *t, int line, int *file_line)
 {
     if (line < 1 || t->n_lines == 0) {

@@ -490,41 +490,6 @@ static int parse_all(run_config *cfg, config_t *lc, const cfg_text *text, const 
     return 0;
 }
 
-/* The 1-based line of the first line of text that starts (after blanks) with "@include",
- * or 0. cfg_text has expanded every directive and blanked out the comments; what is left
- * can only be inside a string, where libconfig would not follow it either. Refused all the
- * same: libconfig must never open a file on its own (it would not check what it opens). */
-static int include_line(const char *text)
-{
-    int line = 1;
-    for (const char *p = text; *p; line++) {
-        p += strspn(p, " \t");
-        if (strncmp(p, "@include", 8) == 0)
-            return line;
-        p = strchr(p, '\n');
-        if (!p)
-            break;
-        p++;
-    }
-    return 0;
-}
-
-/* Shared head of both loaders: libconfig parses the checked, expanded text. */
-static int read_text(config_t *lc, const cfg_text *text, lo_error *err)
-{
-    int line = include_line(text->text), file_line;
-    if (line > 0) {
-        const char *file = cfg_text_origin(text, line, &file_line);
-        return lo_fail(err, "%s:%d: a line starting with @include inside a string is not "
-                       "allowed", file, file_line);
-    }
-    if (config_read_string(lc, text->text) != CONFIG_TRUE) {
-        const char *file = cfg_text_origin(text, config_error_line(lc), &file_line);
-        return lo_fail(err, "%s:%d: %s", file, file_line, config_error_text(lc));
-    }
-    return 0;
-}
-
 /* Shared tail of both loaders: parses, then frees what is no longer needed. */
 static int finish_load(run_config *cfg, config_t *lc, cfg_text *text, int rc,
                        const char *source, lo_error *err)
@@ -633,7 +598,7 @@ int config_load_file(run_config *cfg, const char *path, const char *const *overr
         config_destroy(&lc);
         return -1;
     }
-    int rc = read_text(&lc, &text, err);
+    int rc = cfg_text_parse(&text, &lc, err);
     for (int i = 0; rc == 0 && i < n_overrides; i++)
         rc = apply_override(&lc, overrides[i], err);
     return finish_load(cfg, &lc, &text, rc, path, err);
@@ -647,7 +612,7 @@ int config_load_string(run_config *cfg, const char *text, const char *source, lo
     if (cfg_text_from_string(&checked, text, source, err) < 0) /* refuses @include */
         return -1;
     start_load(cfg, &lc, source);
-    int rc = read_text(&lc, &checked, err);
+    int rc = cfg_text_parse(&checked, &lc, err);
     return finish_load(cfg, &lc, &checked, rc, source, err);
 }
 

@@ -9,18 +9,24 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cfg_text.h"
 #include "checkpoint.h"
 #include "run_dir.h"
 
 /* The config text with the settings that may differ on resume removed (threads, output_dir,
- * train.epochs), as libconfig writes it; NULL when it does not parse. */
-static char *comparable_config(const char *text)
+ * train.epochs), as libconfig writes it; NULL when it does not parse. The text comes from a
+ * checkpoint: it goes through cfg_text.c (no @include, no literal libconfig would change). */
+static char *comparable_config(const char *text, const char *source, lo_error *why)
 {
     config_t lc;
+    cfg_text checked;
     char *buf = NULL;
     size_t len = 0;
+    lo_fail(why, "out of memory");
+    if (cfg_text_from_string(&checked, text, source, why) < 0)
+        return NULL;
     config_init(&lc);
-    if (config_read_string(&lc, text) == CONFIG_TRUE) {
+    if (cfg_text_parse(&checked, &lc, why) == 0) {
         config_setting_t *root = config_root_setting(&lc), *t;
         config_setting_remove(root, "threads");
         config_setting_remove(root, "output_dir");
@@ -36,6 +42,7 @@ static char *comparable_config(const char *text)
         }
     }
     config_destroy(&lc);
+    cfg_text_free(&checked);
     return buf;
 }
 
@@ -55,14 +62,16 @@ static void line_at(const char *text, int at, char *out, size_t size)
     snprintf(out, size, "%.*s", (int)(n < size - 1 ? n : size - 1), text);
 }
 
-/* Refuses to resume a run whose checkpoint was trained with another config. */
-static int same_config(const run_config *cfg, const char *stored, const char *path,
+int resume_same_config(const run_config *cfg, const char *stored, const char *path,
                        lo_error *err)
 {
-    char *a = comparable_config(cfg->text), *b = comparable_config(stored);
+    lo_error why_a, why_b;
+    char *a = comparable_config(cfg->text, cfg->source, &why_a);
+    char *b = comparable_config(stored, path, &why_b);
     int rc = 0;
     if (!a || !b) {
-        rc = lo_fail(err, "%s: its stored config does not parse", path);
+        rc = lo_fail(err, "%s: its stored config does not parse (%s)", path,
+                     !b ? why_b.msg : why_a.msg);
     } else if (strcmp(a, b) != 0) {
         int line = 0;
         for (const char *p = a, *q = b; *p && *p == *q; p++, q++)
@@ -133,7 +142,7 @@ int resume_restore(run *r, int *complete, lo_error *err)
     if (!checksum)
         snprintf(note, sizeof note, "resume: note: %s has no checksum (written by an older "
                  "lenet-omp): its contents are not verified\n", newest);
-    int rc = same_config(cfg, stored, newest, err);
+    int rc = resume_same_config(cfg, stored, newest, err);
     free(stored);
     long batches = (r->train.count + cfg->train.batch_size - 1) / cfg->train.batch_size;
     if (rc == 0 && strcmp(newest, path) != 0 &&
