@@ -396,6 +396,10 @@ static void fit_panel(panel *pn, const plot_series *runs, int n_runs, int a, int
             }
     if (hi <= 0) /* nothing positive */
         lo = 0.1, hi = 1;
+    /* plot_log_ticks covers 1e-250..1e250; beyond, the curve leaves the panel (a cost of
+     * 1e300 in a metrics.csv left the panel without ticks, read before its array) */
+    lo = lo < 1e-250 ? 1e-250 : lo > 1e250 ? 1e250 : lo;
+    hi = hi < lo ? lo : hi > 1e250 ? 1e250 : hi;
     pn->zero_row = zero;
     int max = (int)((pn->y1 - pn->y0 - (zero ? ZERO_BAND : 0)) / TICK_SPACING) + 1;
     if (max > 16)

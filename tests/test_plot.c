@@ -271,6 +271,26 @@ static void test_svg_xml_characters(void **state)
     assert_int_equal(xmllint(path), 0);
 }
 
+/* Found by fuzz_metrics: costs beyond the log ticks' range (1e-250..1e250) left a panel
+ * without ticks, whose last one map_y read at index -1. */
+static void test_svg_extreme_costs(void **state)
+{
+    (void)state;
+    plot_point points[3] = {{1, 1.0, 2.0, 1e300}, {2, 0.5, 1.0, 1e-300}, {3, 0.5, 1.0, 0.0}};
+    plot_series s = {.name = "extreme", .points = points, .n = 3, .best_epoch = 2};
+    char path[300];
+    lo_error err = {""};
+    snprintf(path, sizeof path, "%s/extreme.svg", tmp);
+    assert_int_equal(plot_write_svg(path, &s, 1, &err), 0);
+    char *svg = slurp(path);
+    assert_non_null(strstr(svg, ">1e+250</text>"));
+    assert_non_null(strstr(svg, ">1e-250</text>"));
+    assert_null(strstr(svg, "nan"));
+    assert_null(strstr(svg, "inf"));
+    free(svg);
+    assert_int_equal(xmllint(path), 0);
+}
+
 /* Issue 12: a metrics.csv is read within limits: a line of more than 1022 bytes, a file
  * larger than 128 MiB (refused before reading: sparse here) and more than a million epochs
  * are refused. */
@@ -336,6 +356,7 @@ int main(void)
         cmocka_unit_test(test_svg_errors),
         cmocka_unit_test(test_svg_xml_characters),
         cmocka_unit_test(test_read_limits),
+        cmocka_unit_test(test_svg_extreme_costs),
     };
     return cmocka_run_group_tests(tests, make_tmp, remove_tmp);
 }
