@@ -21,6 +21,7 @@
 
 #define PNG_SIGNATURE_BYTES 8
 #define PGM_MAX_NUMBER 100000000ul /* larger header numbers are refused as they are read */
+#define DEFLATE_MAX_RATIO 1032     /* the most a PNG's zlib data expands (zlib's tech notes) */
 #define MIN_CONTRAST 32            /* ink must be this much brighter than the background */
 #define INK_FRACTION 0.1           /* ink: above this fraction of the background-to-max range */
 
@@ -81,9 +82,11 @@ static void png_on_flush(png_structp png)
     (void)png;
 }
 
-/* Reads the rest of a PNG file whose 8-byte signature has been read from f into *img as
- * 8-bit gray, compositing transparency over background. Returns 0, or -1 with a message. */
-static int read_png(FILE *f, digit_image *img, int background, lo_error *err)
+/* Reads the rest of a PNG file of file_size bytes whose 8-byte signature has been read from f
+ * into *img as 8-bit gray, compositing transparency over background. Returns 0, or -1 with a
+ * message. */
+static int read_png(FILE *f, long long file_size, digit_image *img, int background,
+                    lo_error *err)
 {
     png_ctx ctx = {f, err, 0};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx, png_on_error,
@@ -113,6 +116,14 @@ static int read_png(FILE *f, digit_image *img, int background, lo_error *err)
                 (unsigned long)h, DIGIT_MAX_SIDE, DIGIT_MAX_SIDE);
         ctx.failed = 1;
         png_error(png, "too large");
+    }
+    /* Its compressed data must be able to hold the pixels (at least a bit each, 1/8 byte)
+     * before they are allocated: a small file claiming a huge image is refused here. */
+    if ((double)w * h / 8.0 > (double)file_size * DEFLATE_MAX_RATIO) {
+        lo_fail(err, "truncated PNG file: %lld bytes cannot hold an image of %lux%lu pixels",
+                file_size, (unsigned long)w, (unsigned long)h);
+        ctx.failed = 1;
+        png_error(png, "too small");
     }
     if (color == PNG_COLOR_TYPE_PALETTE)
         png_set_palette_to_rgb(png);
@@ -234,10 +245,11 @@ static int pgm_number(FILE *f, const char *what, unsigned long *out, lo_error *e
     return 0;
 }
 
-/* Reads the rest of a PGM file whose 2-byte magic ("P5" binary, "P2" ASCII) has been read
- * from f into *img, scaling samples from 0..maxval to 0..255. Returns 0, or -1 with a
- * message. */
-static int read_pgm(FILE *f, int binary, digit_image *img, lo_error *err)
+/* Reads the rest of a PGM file of file_size bytes whose 2-byte magic ("P5" binary, "P2"
+ * ASCII) has been read from f into *img, scaling samples from 0..maxval to 0..255. Returns 0,
+ * or -1 with a message. */
+static int read_pgm(FILE *f, long long file_size, int binary, digit_image *img,
+                    lo_error *err)
 {
     unsigned long w, h, maxval;
     if (pgm_number(f, "width", &w, err) < 0 || pgm_number(f, "height", &h, err) < 0
@@ -249,6 +261,14 @@ static int read_pgm(FILE *f, int binary, digit_image *img, lo_error *err)
     if (maxval < 1 || maxval > 65535)
         return lo_fail(err, "PGM maxval %lu is not in 1..65535", maxval);
     size_t n = (size_t)w * h, sample = maxval > 255 ? 2 : 1;
+    /* The pixels must be in the file before they are allocated: P5 holds n * sample bytes
+     * after the header, P2 at least two characters a pixel (a digit and a blank). */
+    long long header = ftell(f), left = file_size - (header < 0 ? 0 : header);
+    if (binary && left < (long long)(n * sample))
+        return lo_fail(err, "truncated PGM file: %lld of %zu bytes of pixels", left, n * sample);
+    if (!binary && left < 2LL * (long long)n - 1)
+        return lo_fail(err, "truncated PGM file: %lld bytes after the header cannot hold "
+                       "%lux%lu pixels", left, w, h);
     uint8_t *pixels = malloc(n);
     uint8_t *raw = binary ? malloc(n * sample) : NULL;
     if (!pixels || (binary && !raw)) {
@@ -299,21 +319,24 @@ int digit_read(digit_image *img, const char *path, int background, lo_error *err
     FILE *f = regular_fopen(path, err);
     if (!f)
         return lo_prefix(err, "%s", path);
-    size_t got = fread(head, 1, 2, f);
+    long long size = (long long)regular_size(fileno(f), err);
+    size_t got = size < 0 ? 0 : fread(head, 1, 2, f);
     int rc;
-    if (got == 0 && ferror(f))
+    if (size < 0)
+        rc = -1; /* err says why */
+    else if (got == 0 && ferror(f))
         rc = lo_fail(err, "read error: %s", strerror(errno));
     else if (got == 0)
         rc = lo_fail(err, "empty file");
     else if (got == 2 && head[0] == 'P' && (head[1] == '5' || head[1] == '2'))
-        rc = read_pgm(f, head[1] == '5', img, err);
+        rc = read_pgm(f, size, head[1] == '5', img, err);
     else if (head[0] != png_signature[0])
         rc = lo_fail(err, "not a PNG or PGM image");
     else if (fread(head + 2, 1, PNG_SIGNATURE_BYTES - 2, f) != PNG_SIGNATURE_BYTES - 2
              || memcmp(head, png_signature, PNG_SIGNATURE_BYTES) != 0)
         rc = lo_fail(err, "not a PNG or PGM image");
     else
-        rc = read_png(f, img, background, err);
+        rc = read_png(f, size, img, background, err);
     fclose(f);
     if (rc < 0) {
         *img = (digit_image){0};
