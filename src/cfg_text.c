@@ -91,7 +91,10 @@ static int is_hex(char c)
 {
     return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
-static int is_name_start(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '*'; }
+static int is_name_start(char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '*';
+}
 static int is_name_char(char c) { return is_name_start(c) || is_digit(c) || c == '-' || c == '_'; }
 
 /* Length of the digits at s[0..n) (0 when none). */

@@ -480,9 +480,9 @@ static int parse_all(run_config *cfg, config_t *lc, const cfg_text *text, const 
 {
     parse_ctx ctx = {source, text, err};
     const config_setting_t *root = config_root_setting(lc);
-    if (check_utf8(&ctx, root) < 0 || parse_top(&ctx, root, cfg) < 0 || parse_data(&ctx, root, &cfg->data) < 0 ||
-        parse_layers(&ctx, root, cfg) < 0 || parse_init(&ctx, root, &cfg->init) < 0 ||
-        parse_train(&ctx, root, &cfg->train) < 0)
+    if (check_utf8(&ctx, root) < 0 || parse_top(&ctx, root, cfg) < 0 ||
+        parse_data(&ctx, root, &cfg->data) < 0 || parse_layers(&ctx, root, cfg) < 0 ||
+        parse_init(&ctx, root, &cfg->init) < 0 || parse_train(&ctx, root, &cfg->train) < 0)
         return -1;
     cfg->text = config_to_text(lc);
     if (!cfg->text)

@@ -1,8 +1,9 @@
 /* make_corpus.c - writes the generated part of the fuzz seed corpora, with the project's own
  * writers: small checkpoints (ckpt_save of tiny networks; with the training state, at the end
  * of an epoch and in the middle of one), safetensors files (st_save), framed IDX pairs (see
- * fuzz_idx.c), raw and gzip, and framed metrics.csv files (see fuzz_metrics.c). The files are committed under
- * tests/fuzz/<target>/corpus; this program documents where they came from.
+ * fuzz_idx.c), raw and gzip, and framed metrics.csv files (see fuzz_metrics.c). The files
+ * are committed under tests/fuzz/<target>/corpus; this program documents where they came
+ * from.
  * Usage: make_corpus DIR   (DIR: tests/fuzz; writes DIR/<target>/corpus/gen-*) */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
