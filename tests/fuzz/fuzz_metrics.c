@@ -19,6 +19,14 @@
 
 static char dir[128], csv[160], svg[160];
 
+/* Removes the scratch directory when the fuzzer exits. */
+static void remove_dir(void)
+{
+    unlink(csv);
+    unlink(svg);
+    rmdir(dir);
+}
+
 static void make_dir(void)
 {
     const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
@@ -29,6 +37,7 @@ static void make_dir(void)
     }
     snprintf(csv, sizeof csv, "%s/metrics.csv", dir);
     snprintf(svg, sizeof svg, "%s/errors.svg", dir);
+    atexit(remove_dir);
 }
 
 /* Aborts unless the file at path is UTF-8 made of XML characters (no C0 controls but tab,
