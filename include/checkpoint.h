@@ -3,7 +3,9 @@
  * learning rate and its results, so a checkpoint rebuilds its own network. A checkpoint the
  * trainer writes also carries what resuming needs (docs/robustness.md): the momentum state as
  * tensors "__optimizer__.<layer>.weight.velocity" (and .bias), and metadata "batch",
- * "shuffle_state" and "history". */
+ * "shuffle_state" and "history". Metadata "checksum" ("crc32:<8 hex digits>") covers the
+ * tensors and the other metadata; a file without one (an older lenet-omp) is read all the
+ * same, and ckpt_open and ckpt_peek say so, for the commands' notes. */
 #ifndef CHECKPOINT_H
 #define CHECKPOINT_H
 
@@ -11,6 +13,7 @@
 
 #include "config.h"
 #include "net.h"
+#include "safetensors.h"
 
 /* What an epoch produced (stored as metadata strings). */
 typedef struct ckpt_info {
@@ -38,18 +41,50 @@ int ckpt_save(const char *path, const net *n, const run_config *cfg, const ckpt_
 int ckpt_save_state(const char *path, const net *n, const run_config *cfg, const ckpt_info *info,
                     const ckpt_state *state, lo_error *err);
 
-/* Reads path, parses its stored config into *cfg, builds *n for batches of max_batch and loads
- * the parameters, checking that every tensor exists with the shape the network needs and that
- * there are no others (optimiser tensors are checked and skipped). Returns 0, or -1 with err
- * naming the file and the problem. */
+/* A checkpoint read and checked, whose network has no arenas yet. */
+typedef struct ckpt_file {
+    st_file st;     /* the file as read */
+    run_config cfg; /* its stored config */
+    ckpt_info info;
+    int checksum;   /* 1: verified; 0: the file has none (written by an older lenet-omp) */
+    net shapes;     /* the network's layers with their shapes on the stored input shape
+                     * (shapes.input) and shapes.n_weights; no arenas, nothing to run */
+    char path[CONFIG_PATH_MAX];
+    char source[CONFIG_PATH_MAX + 16]; /* "<path> [config]", for messages */
+} ckpt_file;
+
+/* Reads path and checks it whole without allocating the network: the format, the checksum,
+ * the metadata, the stored config, the layers' shapes on the stored input shape, and every
+ * tensor (each one the network needs, with its shape, no others, every value finite;
+ * optimiser tensors are checked and skipped). Memory: the file, its parsed header and the
+ * config. Returns 0, or -1 with err naming the file and the problem (*c then empty). */
+int ckpt_open(const char *path, ckpt_file *c, lo_error *err);
+
+/* Builds *n from an opened checkpoint for batches of max_batch (net_build: arenas, refused
+ * when they would not fit in memory) and copies the parameters in. Returns 0 or -1. */
+int ckpt_build(ckpt_file *c, net *n, int max_batch, lo_error *err);
+
+/* Frees what ckpt_open holds; safe on a zeroed or closed ckpt_file. */
+void ckpt_close(ckpt_file *c);
+
+/* ckpt_open + ckpt_build + ckpt_close: *cfg gets the stored config (the caller frees it with
+ * config_free), *n the built network. Returns 0, or -1 with err naming the file and the
+ * problem. */
 int ckpt_load(const char *path, run_config *cfg, net *n, ckpt_info *info, int max_batch,
               lo_error *err);
+
+/* Reads the metadata of the checkpoint at path into *info, with the format and the checksum
+ * checked (*checksum: 1 verified, 0 none stored); resume decides with it which checkpoint is
+ * the newest. Returns 0 or -1. */
+int ckpt_peek(const char *path, ckpt_info *info, int *checksum, lo_error *err);
 
 /* Reads a checkpoint saved with a state into the already built network n: its parameters,
  * info, state->shuffle, state->history (malloc'd: the caller frees it) and, when
  * state->velocity is non-NULL, the momentum (then required). *config_text gets the stored
  * config (malloc'd). The input shape must be n's. Returns 0, or -1 with err naming the file;
- * a checkpoint without the state (older lenet-omp) is refused as such. */
+ * a checkpoint without the state (older lenet-omp) is refused as such, and so are a checksum
+ * that does not match and NaN or Inf values; everything is checked before anything is
+ * copied into n. */
 int ckpt_load_state(const char *path, net *n, ckpt_info *info, ckpt_state *state,
                     char **config_text, lo_error *err);
 

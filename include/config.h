@@ -10,6 +10,7 @@
 
 #define CONFIG_PATH_MAX 4096
 #define CONFIG_MAX_THREADS 1024
+#define CONFIG_MAX_EPOCHS 1000000 /* train.epochs, a schedule row's epochs, --epochs */
 
 typedef enum { NORM_STANDARDIZE, NORM_SCALE01 } norm_kind;
 typedef enum { INIT_NORMAL, INIT_UNIFORM, INIT_XAVIER, INIT_HE } init_kind;

@@ -15,6 +15,11 @@ typedef struct data_norm {
     float scale, offset;
 } data_norm;
 
+/* Loads the training and the test set that d names (mnist_load) and checks that their images
+ * have one size (the network's input): what `train` and `check` both read. Returns 0, or -1
+ * with err naming the file (both sets then empty). */
+int dataset_load(const data_config *d, mnist_set *train, mnist_set *test, lo_error *err);
+
 /* Per-sample network input for images of this set with this padding: 1 x (rows+2p) x (cols+2p). */
 shape3 dataset_input_shape(const mnist_set *set, int pad);
 

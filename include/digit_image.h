@@ -7,7 +7,6 @@
 #include <stdint.h>
 
 #include "lo_error.h"
-#include "mnist.h"
 
 #define DIGIT_MAX_SIDE 16384 /* wider or taller images are refused before allocating */
 #define DIGIT_SIDE 28        /* the MNIST field: DIGIT_SIDE x DIGIT_SIDE bytes */
@@ -26,8 +25,9 @@ typedef struct digit_image {
  * *img empty. */
 int digit_read(digit_image *img, const char *path, int background, lo_error *err);
 
-/* Writes pixels (height x width bytes, row-major) as an 8-bit grayscale PNG at path.
- * Returns 0, or -1 with err "<path>: <what is wrong>" (a partial file is removed). */
+/* Writes pixels (height x width bytes, row-major) as an 8-bit grayscale PNG at path,
+ * atomically (atomic_file.h): a failed write leaves a previous file at path as it was.
+ * Returns 0, or -1 with err "<path>: <what is wrong>". */
 int digit_write_png(const char *path, const uint8_t *pixels, int width, int height,
                     lo_error *err);
 
@@ -43,9 +43,5 @@ void digit_free(digit_image *img);
  * index coordinates, rounded to whole pixels; what falls outside is clipped). Writes
  * DIGIT_SIDE^2 bytes to out. Returns 0, or -1 with err "no digit found ..." (no prefix). */
 int digit_to_mnist(const digit_image *img, int invert, uint8_t *out, lo_error *err);
-
-/* Loads the images of an IDX3 file (raw or gzip) into *set, as mnist_load does, for a set
- * without a label file: every label is 0. Returns 0, or -1 with err "<path>: <what>". */
-int digit_load_idx_images(mnist_set *set, const char *path, lo_error *err);
 
 #endif

@@ -26,11 +26,22 @@ typedef struct plot_series {
     int best_epoch; /* the epoch with the fewest test errors (the first on a tie); 0: none */
 } plot_series;
 
+/* Limits of a metrics.csv (what one may cost): its size, a line, its epochs (the most a
+ * config trains: CONFIG_MAX_EPOCHS). A run's points then take at most 32 MiB. */
+#define PLOT_METRICS_MAX_BYTES (128L << 20)
+#define PLOT_METRICS_LINE_MAX 1024
+#define PLOT_METRICS_MAX_ROWS 1000000
+
 /* Reads RUN_DIR/metrics.csv into *out (named after the directory's last component). Takes the
  * header "epoch,lr,cost,train_errors,test_errors,seconds" (set sizes assumed 60000 and 10000)
- * or the same with ",train_count,test_count". Returns 0, or -1 with err naming the file (and
- * the line for a malformed one); *out then holds nothing to free. */
+ * or the same with ",train_count,test_count". The file must be a regular file within the
+ * limits above. Returns 0, or -1 with err naming the file (and the line for a malformed one);
+ * *out then holds nothing to free. */
 int plot_read_metrics(const char *run_dir, plot_series *out, lo_error *err);
+
+/* plot_read_metrics on the metrics file at path, the series named name. */
+int plot_read_metrics_file(const char *path, const char *name, plot_series *out,
+                           lo_error *err);
 
 /* Frees the points of a series read by plot_read_metrics. */
 void plot_series_free(plot_series *s);

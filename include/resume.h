@@ -15,4 +15,10 @@
  * -1 with err set. */
 int resume_restore(run *r, int *complete, lo_error *err);
 
+/* Refuses (-1, err naming path and the first differing line) a checkpoint's stored config
+ * that differs from cfg in more than threads, output_dir and train.epochs, or that does not
+ * parse (it is checked as cfg_text.c checks a stored config). Returns 0 when they agree. */
+int resume_same_config(const run_config *cfg, const char *stored, const char *path,
+                       lo_error *err);
+
 #endif

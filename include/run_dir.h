@@ -28,11 +28,14 @@ typedef struct run_dir_scan {
     char newest[CONFIG_PATH_MAX + 300]; /* the epoch checkpoint with the highest number, or "" */
     int newest_epoch; /* its epoch, 0 for none */
     int interrupted;  /* DIR/interrupted.safetensors exists */
+    int digits;       /* the zero padding of the checkpoints' epoch numbers (at least 2), 0
+                       * when there are none: a run keeps the names it started with */
 } run_dir_scan;
 
-/* Removes the temporary files of killed runs (the caller holds the lock: none is being
- * written) and finds the newest epoch checkpoint and the mid-epoch one. Returns 0 or -1. */
-int run_dir_read(const char *dir, run_dir_scan *scan, lo_error *err);
+/* Finds the newest epoch checkpoint and the mid-epoch one, and with clean removes the
+ * temporary files of killed runs (the caller holds the lock: none is being written).
+ * Returns 0 or -1. */
+int run_dir_read(const char *dir, int clean, run_dir_scan *scan, lo_error *err);
 
 /* The path of epoch's checkpoint: DIR/epoch-NN.safetensors, NN zero-padded to digits. */
 void run_dir_ckpt_path(char *out, size_t size, const char *dir, int digits, int epoch);
@@ -43,8 +46,10 @@ int run_dir_write_metrics(const char *dir, const ckpt_info *history, const doubl
                           int n, lo_error *err);
 
 /* Takes the seconds of the epochs DIR/metrics.csv already lists whose results agree with
- * history[0..n) (timings are not in checkpoints, which stay reproducible bit for bit). */
-void run_dir_read_seconds(const char *dir, const ckpt_info *history, int n, double *seconds);
+ * history[0..n) (timings are not in checkpoints, which stay reproducible bit for bit). No
+ * metrics.csv is fine; one that is not a regular file is refused: -1 with err naming it. */
+int run_dir_read_seconds(const char *dir, const ckpt_info *history, int n, double *seconds,
+                         lo_error *err);
 
 /* Points DIR/best.safetensors at best_epoch's checkpoint (a relative symbolic link, replaced
  * atomically by rename). */

@@ -53,7 +53,7 @@ typedef struct run {
     double start_cost;
     int epochs_done; /* rows of history restored */
     char last_ckpt[CONFIG_PATH_MAX + 300]; /* the newest checkpoint on disk ("" for none) */
-    char resumed[CONFIG_PATH_MAX + 400];  /* what resuming found, printed after the header */
+    char resumed[2 * CONFIG_PATH_MAX + 800]; /* what resuming found, printed after the header */
 } run;
 
 #endif

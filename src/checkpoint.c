@@ -1,17 +1,24 @@
 /* checkpoint.c - network <-> safetensors, with the config inside; and the training state that
- * resuming needs (momentum tensors, position, shuffle stream, per-epoch history). */
+ * resuming needs (momentum tensors, position, shuffle stream, per-epoch history). A checksum
+ * covers the tensors and the metadata. Every file is untrusted: it is checked whole (format,
+ * checksum, metadata, config, every tensor against the network's shapes, every value finite)
+ * before any arena is allocated for its network. */
 #define _POSIX_C_SOURCE 200809L
 #include "checkpoint.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <zlib.h>
+
 #include "safetensors.h"
 
 #define CKPT_FORMAT "lenet-omp-1"
+#define CHECKSUM_KEY "checksum"
 #define OPT_PREFIX "__optimizer__."
 #define OPT_SUFFIX ".velocity"
 #define NAME_SIZE 128
@@ -104,13 +111,83 @@ static char *history_text(const ckpt_state *s)
     return buf;
 }
 
+/* qsort comparator: metadata entries by key. */
+static int cmp_meta(const void *a, const void *b)
+{
+    return strcmp((*(const st_meta *const *)a)->key, (*(const st_meta *const *)b)->key);
+}
+
+/* The checksum of a checkpoint: zlib's CRC-32 of each tensor in file order (its name, NUL, its
+ * shape as "d0,d1,...", NUL, its float32 data) followed by each metadata entry but the
+ * checksum itself, in key order (key, NUL, value, NUL). Returns 0, or -1 when out of
+ * memory. */
+static int checksum_of(const st_tensor *t, int n_t, const st_meta *meta, int n_meta,
+                       uint32_t *out)
+{
+    const st_meta **sorted = malloc((size_t)(n_meta > 0 ? n_meta : 1) * sizeof *sorted);
+    if (!sorted)
+        return -1;
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (int i = 0; i < n_t; i++) {
+        char shape[ST_MAX_DIMS * 21 + 1] = "";
+        size_t used = 0;
+        for (int d = 0; d < t[i].ndim; d++)
+            used += (size_t)snprintf(shape + used, sizeof shape - used, "%s%" PRId64,
+                                     d ? "," : "", t[i].shape[d]);
+        crc = crc32_z(crc, (const Bytef *)t[i].name, strlen(t[i].name) + 1);
+        crc = crc32_z(crc, (const Bytef *)shape, strlen(shape) + 1);
+        if (t[i].count)
+            crc = crc32_z(crc, (const Bytef *)t[i].data, t[i].count * sizeof(float));
+    }
+    for (int i = 0; i < n_meta; i++)
+        sorted[i] = &meta[i];
+    qsort(sorted, (size_t)n_meta, sizeof *sorted, cmp_meta);
+    for (int i = 0; i < n_meta; i++) {
+        if (strcmp(sorted[i]->key, CHECKSUM_KEY) == 0)
+            continue;
+        crc = crc32_z(crc, (const Bytef *)sorted[i]->key, strlen(sorted[i]->key) + 1);
+        crc = crc32_z(crc, (const Bytef *)sorted[i]->value, strlen(sorted[i]->value) + 1);
+    }
+    free(sorted);
+    *out = (uint32_t)crc;
+    return 0;
+}
+
+/* Checks metadata 'checksum' ("crc32:<8 hex digits>") against the file's contents; *present
+ * is 0 for a file without one (written by an older lenet-omp: accepted, with a note). */
+static int verify_checksum(const st_file *f, const char *path, int *present, lo_error *err)
+{
+    const char *v = st_meta_get(f, CHECKSUM_KEY);
+    uint32_t stored = 0, have;
+    *present = v != NULL;
+    if (!v)
+        return 0;
+    int ok = strncmp(v, "crc32:", 6) == 0 && strlen(v) == 14;
+    for (int i = 6; ok && i < 14; i++) {
+        char c = v[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        ok = d >= 0;
+        stored = stored << 4 | (uint32_t)(d & 15);
+    }
+    if (!ok)
+        return lo_fail(err, "%s: metadata '" CHECKSUM_KEY "' is malformed (expected "
+                       "crc32:<8 lowercase hex digits>)", path);
+    if (checksum_of(f->tensors, f->n_tensors, f->meta, f->n_meta, &have) < 0)
+        return lo_fail(err, "%s: out of memory", path);
+    if (have != stored)
+        return lo_fail(err, "%s: the checksum does not match the contents (stored %08" PRIx32
+                       ", computed %08" PRIx32 "): the file was changed or damaged", path,
+                       stored, have);
+    return 0;
+}
+
 int ckpt_save_state(const char *path, const net *n, const run_config *cfg, const ckpt_info *info,
                     const ckpt_state *state, lo_error *err)
 {
     size_t cap = 4 * (size_t)n->n_layers + 1;
     st_tensor *t = calloc(cap, sizeof *t);
     char(*names)[NAME_SIZE] = calloc(cap, sizeof *names);
-    char values[12][96];
+    char values[12][96], sum[32];
     char *history = state ? history_text(state) : NULL;
     if (!t || !names || (state && !history)) {
         free(t);
@@ -152,7 +229,13 @@ int ckpt_save_state(const char *path, const net *n, const run_config *cfg, const
         meta[n_meta++] = (st_meta){"shuffle_state", values[9]};
         meta[n_meta++] = (st_meta){"history", history};
     }
-    int rc = st_save(path, t, n_t, meta, n_meta, err);
+    uint32_t crc;
+    int rc = checksum_of(t, n_t, meta, n_meta, &crc) < 0 ? lo_fail(err, "%s: out of memory", path)
+                                                         : 0;
+    snprintf(sum, sizeof sum, "crc32:%08" PRIx32, crc);
+    meta[n_meta++] = (st_meta){CHECKSUM_KEY, sum};
+    if (rc == 0)
+        rc = st_save(path, t, n_t, meta, n_meta, err);
     free(t);
     free(names);
     free(history);
@@ -214,10 +297,21 @@ static int check_format(const st_file *f, const char *path, lo_error *err)
     return 0;
 }
 
-/* Copies the file's tensors into the network, checking names, shapes and completeness. The
- * momentum tensors are copied into velocity (then required) or, velocity NULL, only checked. */
-static int fill_params(net *n, float *velocity, const st_file *f, const char *path,
-                       lo_error *err)
+/* The index of the first value of x[0..n) that is NaN or infinite, or n. */
+static size_t first_non_finite(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return i;
+    return n;
+}
+
+/* Checks the file's tensors against the network: every one it needs, with its shape, and no
+ * others (the momentum tensors required when velocity is non-NULL, else only checked), every
+ * value finite. With copy, copies the parameters into the network (and the momentum into
+ * velocity). */
+static int match_tensors(net *n, float *velocity, const st_file *f, int copy, const char *path,
+                         lo_error *err)
 {
     size_t cap = 4 * (size_t)n->n_layers + 1;
     st_tensor *want = calloc(cap, sizeof *want);
@@ -234,13 +328,17 @@ static int fill_params(net *n, float *velocity, const st_file *f, const char *pa
         int same = have && have->ndim == want[i].ndim;
         for (int d = 0; same && d < want[i].ndim; d++)
             same = have->shape[d] == want[i].shape[d];
+        size_t bad = same ? first_non_finite(have->data, have->count) : 0;
         if (!have && (i < n_params || velocity))
             rc = lo_fail(err, "%s: tensor '%s' is missing", path, want[i].name);
         else if (have && !same)
             rc = lo_fail(err, "%s: tensor '%s' has a shape other than the network's (%zu values "
                          "expected, the file has %zu)", path, want[i].name, want[i].count,
                          have->count);
-        else if (have && want[i].data)
+        else if (have && bad < have->count)
+            rc = lo_fail(err, "%s: tensor '%s' holds NaN or Inf values (the first at index "
+                         "%zu): not a usable checkpoint", path, want[i].name, bad);
+        else if (have && copy && want[i].data)
             memcpy(want[i].data, have->data, want[i].count * sizeof(float));
     }
     for (int i = 0; rc == 0 && i < f->n_tensors; i++) {
@@ -256,32 +354,117 @@ static int fill_params(net *n, float *velocity, const st_file *f, const char *pa
     return rc;
 }
 
+/* Reads path and checks what every loader needs: the format and the metadata of ckpt_info
+ * (and the input shape). The checksum is verified last, by each loader, once everything else
+ * has been found in order: a file that is wrong in a way the other checks name gets that
+ * message. */
+static int read_checked(const char *path, st_file *f, ckpt_info *info, shape3 *input,
+                        lo_error *err)
+{
+    if (st_load(path, f, err) < 0)
+        return -1;
+    int rc = check_format(f, path, err);
+    if (rc == 0)
+        rc = read_info(f, info, input, path, err);
+    if (rc < 0)
+        st_free(f);
+    return rc;
+}
+
+/* The network of cfg on per-sample input `input` with its layers' shapes inferred, as
+ * net_build's setup pass does, and nothing allocated: what the file's tensors must match
+ * before arenas are allocated for them. Errors read as net_build's. */
+static int shape_net(net *n, const run_config *cfg, shape3 input, const char *source,
+                     lo_error *err)
+{
+    memset(n, 0, sizeof *n);
+    n->layers = malloc((size_t)cfg->n_layers * sizeof *n->layers);
+    if (!n->layers)
+        return lo_fail(err, "%s: out of memory", source);
+    memcpy(n->layers, cfg->layers, (size_t)cfg->n_layers * sizeof *n->layers);
+    n->n_layers = cfg->n_layers;
+    n->input = input;
+    shape3 shape = input;
+    for (int i = 0; i < n->n_layers; i++) {
+        layer *l = &n->layers[i];
+        l->in = shape;
+        if (l->ops->setup(l, err) < 0)
+            return lo_prefix(err, "%s:%d: layer %d '%s'", source, l->line, l->index,
+                             l->ops->kind);
+        if (l->out.c < 1 || l->out.h < 1 || l->out.w < 1)
+            return lo_fail(err, "%s:%d: layer %d '%s': output shape %dx%dx%d is empty", source,
+                           l->line, l->index, l->ops->kind, l->out.c, l->out.h, l->out.w);
+        n->n_weights += l->n_weight + l->n_bias;
+        shape = l->out;
+    }
+    return 0;
+}
+
+int ckpt_open(const char *path, ckpt_file *c, lo_error *err)
+{
+    memset(c, 0, sizeof *c);
+    snprintf(c->path, sizeof c->path, "%s", path);
+    snprintf(c->source, sizeof c->source, "%s [config]", path);
+    shape3 input;
+    if (read_checked(path, &c->st, &c->info, &input, err) < 0)
+        return -1;
+    int rc = config_load_string(&c->cfg, st_meta_get(&c->st, "config"), c->source, err);
+    if (rc == 0)
+        rc = shape_net(&c->shapes, &c->cfg, input, c->source, err);
+    if (rc == 0)
+        rc = match_tensors(&c->shapes, NULL, &c->st, 0, path, err);
+    if (rc == 0)
+        rc = verify_checksum(&c->st, path, &c->checksum, err);
+    if (rc < 0)
+        ckpt_close(c);
+    return rc;
+}
+
+int ckpt_build(ckpt_file *c, net *n, int max_batch, lo_error *err)
+{
+    if (net_build(n, c->cfg.layers, c->cfg.n_layers, c->shapes.input, max_batch, c->source,
+                  err) < 0)
+        return -1;
+    if (match_tensors(n, NULL, &c->st, 1, c->path, err) < 0) {
+        net_free(n);
+        return -1;
+    }
+    return 0;
+}
+
+void ckpt_close(ckpt_file *c)
+{
+    st_free(&c->st);
+    config_free(&c->cfg);
+    net_free(&c->shapes);
+}
+
 int ckpt_load(const char *path, run_config *cfg, net *n, ckpt_info *info, int max_batch,
               lo_error *err)
 {
-    st_file f;
-    shape3 input;
-    char source[CONFIG_PATH_MAX + 16];
+    ckpt_file c;
     memset(cfg, 0, sizeof *cfg);
     memset(n, 0, sizeof *n);
-    if (st_load(path, &f, err) < 0)
+    if (ckpt_open(path, &c, err) < 0)
         return -1;
-    const char *text = st_meta_get(&f, "config");
-    int rc = check_format(&f, path, err);
-    if (rc == 0)
-        rc = read_info(&f, info, &input, path, err);
-    snprintf(source, sizeof source, "%s [config]", path);
-    if (rc == 0)
-        rc = config_load_string(cfg, text, source, err);
-    if (rc == 0)
-        rc = net_build(n, cfg->layers, cfg->n_layers, input, max_batch, source, err);
-    if (rc == 0)
-        rc = fill_params(n, NULL, &f, path, err);
-    st_free(&f);
-    if (rc < 0) {
-        net_free(n);
-        config_free(cfg);
+    int rc = ckpt_build(&c, n, max_batch, err);
+    if (rc == 0) {
+        *info = c.info;
+        *cfg = c.cfg; /* moved out */
+        memset(&c.cfg, 0, sizeof c.cfg);
     }
+    ckpt_close(&c);
+    return rc;
+}
+
+int ckpt_peek(const char *path, ckpt_info *info, int *checksum, lo_error *err)
+{
+    st_file f;
+    shape3 input;
+    if (read_checked(path, &f, info, &input, err) < 0)
+        return -1;
+    int rc = verify_checksum(&f, path, checksum, err);
+    st_free(&f);
     return rc;
 }
 
@@ -337,18 +520,17 @@ int ckpt_load_state(const char *path, net *n, ckpt_info *info, ckpt_state *state
 {
     st_file f;
     shape3 input;
+    int checksum;
     state->history = NULL;
     state->n_history = 0;
     *config_text = NULL;
-    if (st_load(path, &f, err) < 0)
+    if (read_checked(path, &f, info, &input, err) < 0)
         return -1;
     const char *text = st_meta_get(&f, "config");
-    int rc = check_format(&f, path, err);
-    if (rc == 0 && (!st_meta_get(&f, "batch") || !st_meta_get(&f, "history")))
+    int rc = 0;
+    if (!st_meta_get(&f, "batch") || !st_meta_get(&f, "history"))
         rc = lo_fail(err, "%s: has no training state (written by an older lenet-omp): "
                      "cannot resume from it", path);
-    if (rc == 0)
-        rc = read_info(&f, info, &input, path, err);
     if (rc == 0 && (input.c != n->input.c || input.h != n->input.h || input.w != n->input.w))
         rc = lo_fail(err, "%s: the network takes %dx%dx%d inputs, the data gives %dx%dx%d", path,
                      input.c, input.h, input.w, n->input.c, n->input.h, n->input.w);
@@ -360,8 +542,12 @@ int ckpt_load_state(const char *path, net *n, ckpt_info *info, ckpt_state *state
         state->n_history = info->batch > 0 ? info->epoch - 1 : info->epoch;
         rc = read_history(&f, state->n_history, &state->history, path, err);
     }
+    if (rc == 0) /* all checked before anything is copied into the network */
+        rc = match_tensors(n, state->velocity, &f, 0, path, err);
     if (rc == 0)
-        rc = fill_params(n, state->velocity, &f, path, err);
+        rc = verify_checksum(&f, path, &checksum, err);
+    if (rc == 0)
+        rc = match_tensors(n, state->velocity, &f, 1, path, err);
     if (rc == 0 && !(*config_text = strdup(text)))
         rc = lo_fail(err, "%s: out of memory", path);
     if (rc < 0) {

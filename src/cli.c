@@ -88,7 +88,7 @@ static int take_option(int c, const char *arg, cli_options *o)
     int value;
     switch (c) {
     case 'e':
-        if (positive(arg, "--epochs", 1000000, &value) < 0)
+        if (positive(arg, "--epochs", CONFIG_MAX_EPOCHS, &value) < 0)
             return -1;
         snprintf(o->storage[0], sizeof o->storage[0], "train.epochs=%d", value);
         return add_override(o, o->storage[0]);

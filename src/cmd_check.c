@@ -8,19 +8,20 @@
 #include "evaluate.h"
 #include "mnist.h"
 #include "net.h"
+#include "run_dir.h"
 
 /* Prints the schedule as epoch ranges: "epochs 1-2   lr 0.05". */
 static void print_schedule(const run_config *cfg)
 {
-    int first = 1;
+    long long first = 1; /* the rows may cover more than INT_MAX epochs together */
     printf("learning-rate table (%d epochs, batch size %d, momentum %g, weight decay %g):\n",
            cfg->train.epochs, cfg->train.batch_size, cfg->train.momentum,
            cfg->train.weight_decay);
     for (int i = 0; i < cfg->train.n_steps && first <= cfg->train.epochs; i++) {
-        int last = first + cfg->train.schedule[i].epochs - 1;
+        long long last = first + cfg->train.schedule[i].epochs - 1;
         if (last > cfg->train.epochs)
             last = cfg->train.epochs;
-        printf("  epochs %3d-%-3d  lr %g\n", first, last, cfg->train.schedule[i].lr);
+        printf("  epochs %3lld-%-3lld  lr %g\n", first, last, cfg->train.schedule[i].lr);
         first = last + 1;
     }
 }
@@ -39,9 +40,7 @@ int cmd_check(const cli_options *o)
         return cli_fail(&err);
     const data_config *d = &cfg.data;
     int max_batch = cfg.train.batch_size > EVAL_BATCH ? cfg.train.batch_size : EVAL_BATCH;
-    int rc = mnist_load(&train, d->train_images, d->train_labels, &err);
-    if (rc == 0)
-        rc = mnist_load(&test, d->test_images, d->test_labels, &err);
+    int rc = dataset_load(d, &train, &test, &err);
     if (rc == 0)
         rc = net_build(&n, cfg.layers, cfg.n_layers, dataset_input_shape(&train, d->padding),
                        max_batch, cfg.source, &err);
@@ -57,6 +56,12 @@ int cmd_check(const cli_options *o)
                net_memory_bytes(&n) / 1048576.0 + data_mib + velocity_mib,
                net_memory_bytes(&n) / 1048576.0, data_mib, velocity_mib);
         print_schedule(&cfg);
+        run_dir_scan scan;
+        lo_error none;
+        if (run_dir_read(cfg.output_dir, 0, &scan, &none) == 0 &&
+            (scan.newest_epoch || scan.interrupted))
+            printf("note: %s already holds the checkpoints of a run: train refuses to start "
+                   "over there (--resume continues it)\n", cfg.output_dir);
     }
     net_free(&n);
     mnist_free(&train);

@@ -103,17 +103,18 @@ static int load_pictures(mnist_set *set, const char *const *paths, int count, in
     return 0;
 }
 
-/* `predict CHECKPOINT IMAGE...`: one line per picture. */
-static int predict_pictures(const cli_options *o, net *n, const run_config *cfg,
-                            lo_error *err)
+/* `predict CHECKPOINT IMAGE...`: one line per picture. The network n is built from c once
+ * the pictures are known to fit its input. */
+static int predict_pictures(const cli_options *o, ckpt_file *c, net *n, lo_error *err)
 {
+    const run_config *cfg = &c->cfg;
     mnist_set set;
     data_norm norm;
-    int count = o->n_operands - 1, classes = net_classes(n);
+    int count = o->n_operands - 1, classes = net_classes(&c->shapes);
     if (load_pictures(&set, o->operands + 1, count, o->invert, o->output, err) < 0)
         goto fail;
-    if (check_input(n, cfg, DIGIT_SIDE, DIGIT_SIDE, o->operands[0], err) < 0
-        || predict_norm(cfg, &norm, err) < 0)
+    if (check_input(&c->shapes, cfg, DIGIT_SIDE, DIGIT_SIDE, o->operands[0], err) < 0
+        || predict_norm(cfg, &norm, err) < 0 || ckpt_build(c, n, EVAL_BATCH, err) < 0)
         goto fail;
     int *pred = malloc(sizeof *pred * (size_t)count);
     float *probs = malloc(sizeof *probs * (size_t)count * (size_t)classes);
@@ -190,21 +191,23 @@ static void print_confusion(const mnist_set *set, const int *pred, int classes)
 }
 
 /* `predict --idx FILE CHECKPOINT`: the whole set, its errors and confusion matrix (or, without
- * labels, the histogram of the predictions). */
-static int predict_idx(const cli_options *o, net *n, const run_config *cfg,
-                       const ckpt_info *info, int threads, lo_error *err)
+ * labels, the histogram of the predictions). The network n is built from c once the set is
+ * known to fit its input. */
+static int predict_idx(const cli_options *o, ckpt_file *c, net *n, int threads, lo_error *err)
 {
+    const run_config *cfg = &c->cfg;
+    const ckpt_info *info = &c->info;
     char labels[CONFIG_PATH_MAX + 32];
     mnist_set set;
     data_norm norm;
-    int classes = net_classes(n);
+    int classes = net_classes(&c->shapes);
     labels_path(o, labels, sizeof labels);
     int rc = labels[0] ? mnist_load(&set, o->idx, labels, err)
-                       : digit_load_idx_images(&set, o->idx, err);
+                       : mnist_load_images(&set, o->idx, err);
     if (rc < 0)
         return -1;
-    if (check_input(n, cfg, set.rows, set.cols, o->idx, err) < 0
-        || predict_norm(cfg, &norm, err) < 0) {
+    if (check_input(&c->shapes, cfg, set.rows, set.cols, o->idx, err) < 0
+        || predict_norm(cfg, &norm, err) < 0 || ckpt_build(c, n, EVAL_BATCH, err) < 0) {
         mnist_free(&set);
         return -1;
     }
@@ -246,9 +249,8 @@ static int predict_idx(const cli_options *o, net *n, const run_config *cfg,
 
 int cmd_predict(const cli_options *o)
 {
-    run_config cfg;
-    net n;
-    ckpt_info info;
+    ckpt_file c;
+    net n = {0};
     lo_error err;
     if (o->idx ? o->n_operands != 1 : o->n_operands < 2) {
         fprintf(stderr, "lenet-omp: predict expects %s (try --help)\n",
@@ -259,12 +261,14 @@ int cmd_predict(const cli_options *o)
         fprintf(stderr, "lenet-omp: --labels goes with --idx (try --help)\n");
         return EXIT_BAD_INPUT;
     }
-    if (ckpt_load(o->operands[0], &cfg, &n, &info, EVAL_BATCH, &err) < 0)
+    if (ckpt_open(o->operands[0], &c, &err) < 0)
         return cli_fail(&err);
-    int threads = train_set_threads(o->threads ? o->threads : cfg.threads);
-    int rc = o->idx ? predict_idx(o, &n, &cfg, &info, threads, &err)
-                    : predict_pictures(o, &n, &cfg, &err);
+    if (!c.checksum)
+        fprintf(stderr, "lenet-omp: note: %s has no checksum (written by an older lenet-omp): "
+                "its contents are not verified\n", o->operands[0]);
+    int threads = train_set_threads(o->threads ? o->threads : c.cfg.threads);
+    int rc = o->idx ? predict_idx(o, &c, &n, threads, &err) : predict_pictures(o, &c, &n, &err);
     net_free(&n);
-    config_free(&cfg);
+    ckpt_close(&c);
     return rc < 0 ? cli_fail(&err) : 0;
 }

@@ -3,14 +3,15 @@
 #define _POSIX_C_SOURCE 200809L
 #include "config.h"
 
+#include <errno.h>
 #include <libconfig.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "cfg_read.h"
+#include "cfg_text.h"
+#include "utf8.h"
 #include "registry.h"
 
 static const char *const top_keys[] = {"name",  "seed",       "data",    "layers",
@@ -23,20 +24,23 @@ static const char *const train_keys[] = {"epochs",   "batch_size",   "schedule",
 static const char *const step_keys[] = {"epochs", "lr", NULL};
 static const char *const layer_common_keys[] = {"type", "name", NULL};
 
-/* Context for messages: the file name. */
+/* Context for messages: the file name, and the text whose lines lead back to the files. */
 typedef struct parse_ctx {
     const char *source;
+    const cfg_text *text;
     lo_error *err;
 } parse_ctx;
 
-/* Prefixes err (already holding the message) with "source:line: ", or "source: " when the
- * setting has no line (the root, e.g. for a missing top-level key). Returns -1. */
+/* Prefixes err (already holding the message) with "file:line: " of the setting (the file
+ * it is in: the config or one it includes), or "source: " when the setting has no line (the
+ * root, e.g. for a missing top-level key). Returns -1. */
 static int fail_at(parse_ctx *ctx, const config_setting_t *s)
 {
-    int line = cfg_line(s);
+    int line;
+    const char *file = cfg_text_origin(ctx->text, cfg_line(s), &line);
     if (line <= 0)
         return lo_prefix(ctx->err, "%s", ctx->source);
-    return lo_prefix(ctx->err, "%s:%d", ctx->source, line);
+    return lo_prefix(ctx->err, "%s:%d", file, line);
 }
 
 /* fail_at the member `key` of group when it exists (the line of the bad value), else at the
@@ -253,6 +257,11 @@ static int parse_schedule(parse_ctx *ctx, const config_setting_t *g, train_confi
             lo_prefix(ctx->err, "schedule row %d", i + 1);
             return fail_at(ctx, row);
         }
+        if (t->schedule[i].epochs > CONFIG_MAX_EPOCHS) {
+            lo_fail(ctx->err, "schedule row %d: 'epochs' must be at most %d, got %d", i + 1,
+                    CONFIG_MAX_EPOCHS, t->schedule[i].epochs);
+            return fail_at(ctx, row);
+        }
         covered += t->schedule[i].epochs;
     }
     t->n_steps = n;
@@ -271,8 +280,13 @@ static int parse_train(parse_ctx *ctx, const config_setting_t *root, train_confi
         return -1;
     if (check_keys(ctx, g, "train", train_keys, NULL) < 0)
         return -1;
-    if (read_int(ctx, g, "epochs", 1, 0, 1, &t->epochs) < 0 ||
-        read_int(ctx, g, "batch_size", 1, 0, 1, &t->batch_size) < 0 ||
+    if (read_int(ctx, g, "epochs", 1, 0, 1, &t->epochs) < 0)
+        return -1;
+    if (t->epochs > CONFIG_MAX_EPOCHS) {
+        lo_fail(ctx->err, "'epochs' must be at most %d, got %d", CONFIG_MAX_EPOCHS, t->epochs);
+        return fail_at_key(ctx, g, "epochs");
+    }
+    if (read_int(ctx, g, "batch_size", 1, 0, 1, &t->batch_size) < 0 ||
         read_double(ctx, g, "momentum", 0, 0.0, 0.0, 0, &t->momentum) < 0 ||
         read_double(ctx, g, "weight_decay", 0, 0.0, 0.0, 0, &t->weight_decay) < 0)
         return -1;
@@ -289,7 +303,7 @@ static int parse_layer(parse_ctx *ctx, const config_setting_t *g, int index, lay
 {
     const char *kind, *name;
     l->index = index;
-    l->line = cfg_line(g);
+    cfg_text_origin(ctx->text, cfg_line(g), &l->line); /* the line in the layer's file */
     if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
         lo_fail(ctx->err, "layer %d: must be a group { type = \"...\"; ... }", index);
         return fail_at(ctx, g);
@@ -380,6 +394,12 @@ static int parse_top(parse_ctx *ctx, const config_setting_t *root, run_config *c
         lo_fail(ctx->err, "'name' must have 1 to %zu characters and no '/'", sizeof cfg->name - 1);
         return fail_at(ctx, config_setting_get_member(root, "name"));
     }
+    /* The default output_dir is runs/<name>: runs/.. is the working directory */
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+        lo_fail(ctx->err, "'name' must not be '%s' (runs/%s is no run directory of its own)",
+                name, name);
+        return fail_at(ctx, config_setting_get_member(root, "name"));
+    }
     strcpy(cfg->name, name);
     const config_setting_t *s = config_setting_get_member(root, "seed");
     if (s) {
@@ -404,7 +424,38 @@ static int parse_top(parse_ctx *ctx, const config_setting_t *root, run_config *c
     }
     char dflt[CONFIG_PATH_MAX];
     snprintf(dflt, sizeof dflt, "runs/%s", cfg->name);
-    return read_path(ctx, root, "output_dir", dflt, cfg->output_dir);
+    if (read_path(ctx, root, "output_dir", dflt, cfg->output_dir) < 0)
+        return -1;
+    if (!cfg->output_dir[0]) {
+        lo_fail(ctx->err, "'output_dir' must not be empty (the default is runs/<name>)");
+        return fail_at_key(ctx, root, "output_dir");
+    }
+    return 0;
+}
+
+/* Refuses a string setting anywhere in the tree that is not valid UTF-8: the checkpoints
+ * store the config in their JSON header, which must be UTF-8 (a run would write nothing but
+ * checkpoints that do not load). */
+static int check_utf8(parse_ctx *ctx, const config_setting_t *s)
+{
+    if (config_setting_type(s) == CONFIG_TYPE_STRING) {
+        const char *v = config_setting_get_string(s);
+        size_t n = strlen(v), at = utf8_invalid_at(v, n);
+        if (at == n)
+            return 0;
+        const config_setting_t *named = s;
+        while (named && !config_setting_name(named))
+            named = config_setting_parent(named);
+        lo_fail(ctx->err, "'%s' is not valid UTF-8 (byte 0x%02x at offset %zu): checkpoints "
+                "store the config as UTF-8", named ? config_setting_name(named) : "?",
+                (unsigned char)v[at], at);
+        return fail_at(ctx, s);
+    }
+    int n = config_setting_is_aggregate(s) ? config_setting_length(s) : 0;
+    for (int i = 0; i < n; i++)
+        if (check_utf8(ctx, config_setting_get_elem(s, (unsigned)i)) < 0)
+            return -1;
+    return 0;
 }
 
 /* Serialises the effective config (what a checkpoint stores and a run directory keeps). */
@@ -424,13 +475,14 @@ static char *config_to_text(config_t *lc)
 }
 
 /* Parses an already read libconfig tree. */
-static int parse_all(run_config *cfg, config_t *lc, const char *source, lo_error *err)
+static int parse_all(run_config *cfg, config_t *lc, const cfg_text *text, const char *source,
+                     lo_error *err)
 {
-    parse_ctx ctx = {source, err};
+    parse_ctx ctx = {source, text, err};
     const config_setting_t *root = config_root_setting(lc);
-    if (parse_top(&ctx, root, cfg) < 0 || parse_data(&ctx, root, &cfg->data) < 0 ||
-        parse_layers(&ctx, root, cfg) < 0 || parse_init(&ctx, root, &cfg->init) < 0 ||
-        parse_train(&ctx, root, &cfg->train) < 0)
+    if (check_utf8(&ctx, root) < 0 || parse_top(&ctx, root, cfg) < 0 ||
+        parse_data(&ctx, root, &cfg->data) < 0 || parse_layers(&ctx, root, cfg) < 0 ||
+        parse_init(&ctx, root, &cfg->init) < 0 || parse_train(&ctx, root, &cfg->train) < 0)
         return -1;
     cfg->text = config_to_text(lc);
     if (!cfg->text)
@@ -438,32 +490,29 @@ static int parse_all(run_config *cfg, config_t *lc, const char *source, lo_error
     return 0;
 }
 
-/* Shared tail of both loaders: reports libconfig's own errors, then parses. */
-static int finish_load(run_config *cfg, config_t *lc, int read_ok, const char *source,
-                       lo_error *err)
+/* Shared tail of both loaders: parses, then frees what is no longer needed. */
+static int finish_load(run_config *cfg, config_t *lc, cfg_text *text, int rc,
+                       const char *source, lo_error *err)
 {
-    int rc;
-    if (!read_ok) {
-        if (config_error_type(lc) == CONFIG_ERR_FILE_IO)
-            rc = lo_fail(err, "%s: cannot read the config file", source);
-        else
-            rc = lo_fail(err, "%s:%d: %s", config_error_file(lc) ? config_error_file(lc) : source,
-                         config_error_line(lc), config_error_text(lc));
-    } else {
-        rc = parse_all(cfg, lc, source, err);
-    }
+    if (rc == 0)
+        rc = parse_all(cfg, lc, text, source, err);
     config_destroy(lc);
+    cfg_text_free(text);
     if (rc < 0)
         config_free(cfg);
     return rc;
 }
 
-/* Sets setting `key` of group to the scalar written in value (its type read from its form). */
+/* Sets setting `key` of group to the scalar written in value (its type read from its form).
+ * Returns 0, -1, or -2 for an integer beyond the 64-bit range. */
 static int set_scalar(config_setting_t *group, const char *key, const char *value)
 {
     char *end;
+    errno = 0;
     long long i = strtoll(value, &end, 10);
     int is_int = *value && !*end;
+    if (is_int && errno == ERANGE)
+        return -2; /* strtoll clamps it */
     double d = strtod(value, &end);
     int is_float = *value && !*end;
     size_t len = strlen(value);
@@ -523,7 +572,10 @@ static int apply_override(config_t *lc, const char *assignment, lo_error *err)
     if (old && (config_setting_is_aggregate(old)))
         return lo_fail(err, "override '%s': '%s' is a group or list, not a scalar", assignment,
                        key);
-    if (!*key || set_scalar(group, key, eq + 1) < 0)
+    int rc = *key ? set_scalar(group, key, eq + 1) : -1;
+    if (rc == -2)
+        return lo_fail(err, "override '%s': the integer is beyond the 64-bit range", assignment);
+    if (rc < 0)
         return lo_fail(err, "override '%s': cannot set '%s'", assignment, key);
     return 0;
 }
@@ -540,60 +592,33 @@ int config_load_file(run_config *cfg, const char *path, const char *const *overr
                      int n_overrides, lo_error *err)
 {
     config_t lc;
+    cfg_text text;
     start_load(cfg, &lc, path);
-    char *copy = strdup(path);
-    if (!copy)
-        return lo_fail(err, "out of memory");
-    config_set_include_dir(&lc, dirname(copy)); /* @include is relative to the file */
-    int ok = config_read_file(&lc, path) == CONFIG_TRUE;
-    free(copy);
-    for (int i = 0; ok && i < n_overrides; i++)
-        if (apply_override(&lc, overrides[i], err) < 0) {
-            config_destroy(&lc);
-            config_free(cfg);
-            return -1;
-        }
-    return finish_load(cfg, &lc, ok, path, err);
-}
-
-/* The 1-based line of the first `@include` directive in text, or 0. libconfig follows a
- * line that starts with one (after blanks) wherever the text came from, relative to the
- * working directory. Text parsed from a string is a checkpoint's stored config: untrusted,
- * and written with its includes already expanded, so a directive there could only make the
- * loader read some other file of this machine (or block on /dev/stdin or a FIFO). The check
- * is conservative: such a line inside a string or a comment counts too. */
-static int include_line(const char *text)
-{
-    int line = 1;
-    for (const char *p = text; *p; line++) {
-        p += strspn(p, " \t\r\f\v");
-        if (strncasecmp(p, "@include", 8) == 0)
-            return line;
-        p = strchr(p, '\n');
-        if (!p)
-            break;
-        p++;
+    if (cfg_text_read_file(&text, path, err) < 0) { /* with its includes */
+        config_destroy(&lc);
+        return -1;
     }
-    return 0;
+    int rc = cfg_text_parse(&text, &lc, err);
+    for (int i = 0; rc == 0 && i < n_overrides; i++)
+        rc = apply_override(&lc, overrides[i], err);
+    return finish_load(cfg, &lc, &text, rc, path, err);
 }
 
 int config_load_string(run_config *cfg, const char *text, const char *source, lo_error *err)
 {
     config_t lc;
-    int line = include_line(text);
-    if (line > 0) {
-        memset(cfg, 0, sizeof *cfg);
-        return lo_fail(err, "%s:%d: @include is not allowed in a stored config (it must be "
-                       "self-contained)", source, line);
-    }
+    cfg_text checked;
+    memset(cfg, 0, sizeof *cfg);
+    if (cfg_text_from_string(&checked, text, source, err) < 0) /* refuses @include */
+        return -1;
     start_load(cfg, &lc, source);
-    int ok = config_read_string(&lc, text) == CONFIG_TRUE;
-    return finish_load(cfg, &lc, ok, source, err);
+    int rc = cfg_text_parse(&checked, &lc, err);
+    return finish_load(cfg, &lc, &checked, rc, source, err);
 }
 
 double config_lr(const run_config *cfg, int epoch)
 {
-    int end = 0;
+    long long end = 0; /* rows of up to CONFIG_MAX_EPOCHS each, as many as the list holds */
     for (int i = 0; i < cfg->train.n_steps; i++) {
         end += cfg->train.schedule[i].epochs;
         if (epoch <= end)

@@ -4,6 +4,22 @@
 #include <math.h>
 #include <string.h>
 
+int dataset_load(const data_config *d, mnist_set *train, mnist_set *test, lo_error *err)
+{
+    *test = (mnist_set){0};
+    int rc = mnist_load(train, d->train_images, d->train_labels, err);
+    if (rc == 0)
+        rc = mnist_load(test, d->test_images, d->test_labels, err);
+    if (rc == 0 && (train->rows != test->rows || train->cols != test->cols))
+        rc = lo_fail(err, "%s: images are %dx%d but the training images are %dx%d",
+                     d->test_images, test->rows, test->cols, train->rows, train->cols);
+    if (rc < 0) {
+        mnist_free(train);
+        mnist_free(test);
+    }
+    return rc;
+}
+
 shape3 dataset_input_shape(const mnist_set *set, int pad)
 {
     shape3 s = {1, set->rows + 2 * pad, set->cols + 2 * pad};

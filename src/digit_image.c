@@ -4,10 +4,10 @@
  * Every file is untrusted: sizes are checked before anything is allocated, a truncated file
  * is an error, and libpng's errors come back through setjmp/longjmp with every buffer freed.
  * The helpers write messages without the file name; the public functions prefix it. */
+#define _POSIX_C_SOURCE 200809L
 #include "digit_image.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdio.h>
@@ -15,10 +15,13 @@
 #include <string.h>
 
 #include <png.h>
-#include <zlib.h>
+
+#include "atomic_file.h"
+#include "regular_file.h"
 
 #define PNG_SIGNATURE_BYTES 8
 #define PGM_MAX_NUMBER 100000000ul /* larger header numbers are refused as they are read */
+#define DEFLATE_MAX_RATIO 1032     /* the most a PNG's zlib data expands (zlib's tech notes) */
 #define MIN_CONTRAST 32            /* ink must be this much brighter than the background */
 #define INK_FRACTION 0.1           /* ink: above this fraction of the background-to-max range */
 
@@ -79,9 +82,11 @@ static void png_on_flush(png_structp png)
     (void)png;
 }
 
-/* Reads the rest of a PNG file whose 8-byte signature has been read from f into *img as
- * 8-bit gray, compositing transparency over background. Returns 0, or -1 with a message. */
-static int read_png(FILE *f, digit_image *img, int background, lo_error *err)
+/* Reads the rest of a PNG file of file_size bytes whose 8-byte signature has been read from f
+ * into *img as 8-bit gray, compositing transparency over background. Returns 0, or -1 with a
+ * message. */
+static int read_png(FILE *f, long long file_size, digit_image *img, int background,
+                    lo_error *err)
 {
     png_ctx ctx = {f, err, 0};
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx, png_on_error,
@@ -111,6 +116,14 @@ static int read_png(FILE *f, digit_image *img, int background, lo_error *err)
                 (unsigned long)h, DIGIT_MAX_SIDE, DIGIT_MAX_SIDE);
         ctx.failed = 1;
         png_error(png, "too large");
+    }
+    /* Its compressed data must be able to hold the pixels (at least a bit each, 1/8 byte)
+     * before they are allocated: a small file claiming a huge image is refused here. */
+    if ((double)w * h / 8.0 > (double)file_size * DEFLATE_MAX_RATIO) {
+        lo_fail(err, "truncated PNG file: %lld bytes cannot hold an image of %lux%lu pixels",
+                file_size, (unsigned long)w, (unsigned long)h);
+        ctx.failed = 1;
+        png_error(png, "too small");
     }
     if (color == PNG_COLOR_TYPE_PALETTE)
         png_set_palette_to_rgb(png);
@@ -166,23 +179,22 @@ int digit_write_png(const char *path, const uint8_t *pixels, int width, int heig
 {
     if (width < 1 || height < 1 || width > DIGIT_MAX_SIDE || height > DIGIT_MAX_SIDE)
         return lo_fail(err, "%s: cannot write an image of %dx%d pixels", path, width, height);
-    FILE *f = fopen(path, "wb");
-    if (!f)
-        return lo_fail(err, "%s: cannot create: %s", path, strerror(errno));
-    png_ctx ctx = {f, err, 0};
+    /* Through a temporary file: a failed write leaves the previous file as it was. */
+    atomic_file out;
+    if (atomic_open(&out, path, err) < 0)
+        return -1;
+    png_ctx ctx = {out.fp, err, 0};
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, png_on_error,
                                               png_on_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!info) {
         png_destroy_write_struct(png ? &png : NULL, NULL);
-        fclose(f);
-        remove(path);
+        atomic_abort(&out);
         return lo_fail(err, "%s: out of memory", path);
     }
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
-        fclose(f);
-        remove(path);
+        atomic_abort(&out);
         return lo_prefix(err, "%s", path);
     }
     png_set_write_fn(png, &ctx, png_on_write, png_on_flush);
@@ -193,12 +205,7 @@ int digit_write_png(const char *path, const uint8_t *pixels, int width, int heig
         png_write_row(png, pixels + (size_t)r * width);
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    if (fclose(f) != 0) {
-        int e = errno;
-        remove(path);
-        return lo_fail(err, "%s: write error: %s", path, strerror(e));
-    }
-    return 0;
+    return atomic_commit(&out, err);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -238,10 +245,11 @@ static int pgm_number(FILE *f, const char *what, unsigned long *out, lo_error *e
     return 0;
 }
 
-/* Reads the rest of a PGM file whose 2-byte magic ("P5" binary, "P2" ASCII) has been read
- * from f into *img, scaling samples from 0..maxval to 0..255. Returns 0, or -1 with a
- * message. */
-static int read_pgm(FILE *f, int binary, digit_image *img, lo_error *err)
+/* Reads the rest of a PGM file of file_size bytes whose 2-byte magic ("P5" binary, "P2"
+ * ASCII) has been read from f into *img, scaling samples from 0..maxval to 0..255. Returns 0,
+ * or -1 with a message. */
+static int read_pgm(FILE *f, long long file_size, int binary, digit_image *img,
+                    lo_error *err)
 {
     unsigned long w, h, maxval;
     if (pgm_number(f, "width", &w, err) < 0 || pgm_number(f, "height", &h, err) < 0
@@ -253,6 +261,14 @@ static int read_pgm(FILE *f, int binary, digit_image *img, lo_error *err)
     if (maxval < 1 || maxval > 65535)
         return lo_fail(err, "PGM maxval %lu is not in 1..65535", maxval);
     size_t n = (size_t)w * h, sample = maxval > 255 ? 2 : 1;
+    /* The pixels must be in the file before they are allocated: P5 holds n * sample bytes
+     * after the header, P2 at least two characters a pixel (a digit and a blank). */
+    long long header = ftell(f), left = file_size - (header < 0 ? 0 : header);
+    if (binary && left < (long long)(n * sample))
+        return lo_fail(err, "truncated PGM file: %lld of %zu bytes of pixels", left, n * sample);
+    if (!binary && left < 2LL * (long long)n - 1)
+        return lo_fail(err, "truncated PGM file: %lld bytes after the header cannot hold "
+                       "%lux%lu pixels", left, w, h);
     uint8_t *pixels = malloc(n);
     uint8_t *raw = binary ? malloc(n * sample) : NULL;
     if (!pixels || (binary && !raw)) {
@@ -300,24 +316,27 @@ int digit_read(digit_image *img, const char *path, int background, lo_error *err
     *img = (digit_image){0};
     if (background < 0 || background > 255)
         return lo_fail(err, "%s: background %d is not in 0..255", path, background);
-    FILE *f = fopen(path, "rb");
+    FILE *f = regular_fopen(path, err);
     if (!f)
-        return lo_fail(err, "%s: cannot open: %s", path, strerror(errno));
-    size_t got = fread(head, 1, 2, f);
+        return lo_prefix(err, "%s", path);
+    long long size = (long long)regular_size(fileno(f), err);
+    size_t got = size < 0 ? 0 : fread(head, 1, 2, f);
     int rc;
-    if (got == 0 && ferror(f))
+    if (size < 0)
+        rc = -1; /* err says why */
+    else if (got == 0 && ferror(f))
         rc = lo_fail(err, "read error: %s", strerror(errno));
     else if (got == 0)
         rc = lo_fail(err, "empty file");
     else if (got == 2 && head[0] == 'P' && (head[1] == '5' || head[1] == '2'))
-        rc = read_pgm(f, head[1] == '5', img, err);
+        rc = read_pgm(f, size, head[1] == '5', img, err);
     else if (head[0] != png_signature[0])
         rc = lo_fail(err, "not a PNG or PGM image");
     else if (fread(head + 2, 1, PNG_SIGNATURE_BYTES - 2, f) != PNG_SIGNATURE_BYTES - 2
              || memcmp(head, png_signature, PNG_SIGNATURE_BYTES) != 0)
         rc = lo_fail(err, "not a PNG or PGM image");
     else
-        rc = read_png(f, img, background, err);
+        rc = read_png(f, size, img, background, err);
     fclose(f);
     if (rc < 0) {
         *img = (digit_image){0};
@@ -456,101 +475,5 @@ int digit_to_mnist(const digit_image *img, int invert, uint8_t *out, lo_error *e
             float v = patch[y * ow + x];
             out[fy * DIGIT_SIDE + fx] = (uint8_t)lroundf(v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v);
         }
-    return 0;
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* IDX images without labels                                                                */
-
-#define IDX_IMAGES_MAGIC 0x00000803u
-#define IDX_MAX_COUNT 10000000u /* the limits of mnist.c */
-#define IDX_MAX_SIDE 4096u
-#define IDX_CHUNK (1u << 24)
-
-/* Reads up to n bytes of gz into buf; stores the number read in *got. Returns 0, or -1 with
- * a message on a read or decompression error. */
-static int gz_read_all(gzFile gz, uint8_t *buf, size_t n, size_t *got, lo_error *err)
-{
-    int errnum = Z_OK;
-    *got = 0;
-    while (*got < n) {
-        unsigned want = n - *got < IDX_CHUNK ? (unsigned)(n - *got) : IDX_CHUNK;
-        int r = gzread(gz, buf + *got, want);
-        if (r <= 0)
-            break;
-        *got += (size_t)r;
-    }
-    const char *msg = gzerror(gz, &errnum);
-    if (errnum != Z_OK)
-        return lo_fail(err, "read error (%s)", msg);
-    return 0;
-}
-
-/* Loads path's images into set (labels zero); returns 0, or -1 with a message (the caller
- * frees the set). */
-static int load_idx_images(mnist_set *set, gzFile gz, lo_error *err)
-{
-    uint8_t head[16], extra;
-    size_t got;
-    if (gz_read_all(gz, head, sizeof head, &got, err) < 0)
-        return -1;
-    uint32_t d[4];
-    for (int i = 0; i < 4; i++)
-        d[i] = (uint32_t)head[4 * i] << 24 | (uint32_t)head[4 * i + 1] << 16
-               | (uint32_t)head[4 * i + 2] << 8 | head[4 * i + 3];
-    if (got >= 4 && d[0] != IDX_IMAGES_MAGIC)
-        return lo_fail(err, "not an IDX image file (magic 0x%08x, expected 0x%08x)",
-                       (unsigned)d[0], IDX_IMAGES_MAGIC);
-    if (got < sizeof head)
-        return lo_fail(err, "truncated header (%zu of %zu bytes)", got, sizeof head);
-    if (d[1] < 1 || d[1] > IDX_MAX_COUNT || d[2] < 1 || d[2] > IDX_MAX_SIDE || d[3] < 1
-        || d[3] > IDX_MAX_SIDE || d[1] > INT_MAX / (d[2] * d[3]))
-        return lo_fail(err, "implausible header: %lu images of %lux%lu", (unsigned long)d[1],
-                       (unsigned long)d[2], (unsigned long)d[3]);
-    size_t image = (size_t)d[2] * d[3], total = image * d[1], cap = 0;
-    set->count = (int)d[1];
-    set->rows = (int)d[2];
-    set->cols = (int)d[3];
-    /* Grown as data arrives, so a header promising more than the file holds costs little. */
-    for (got = 0; got == cap && cap < total;) {
-        size_t next = cap ? (cap * 2 < total ? cap * 2 : total) : (total < IDX_CHUNK ? total
-                                                                                 : IDX_CHUNK);
-        uint8_t *grown = realloc(set->pixels, next);
-        if (!grown)
-            return lo_fail(err, "out of memory for %zu bytes", total);
-        set->pixels = grown;
-        size_t n;
-        if (gz_read_all(gz, set->pixels + cap, next - cap, &n, err) < 0)
-            return -1;
-        got = cap + n;
-        cap = next;
-    }
-    if (got < total)
-        return lo_fail(err, "truncated: header promises %d images of %dx%d but the file ends "
-                       "after %zu of them", set->count, set->rows, set->cols, got / image);
-    if (gz_read_all(gz, &extra, 1, &got, err) < 0)
-        return -1;
-    if (got)
-        return lo_fail(err, "trailing data after %d images", set->count);
-    set->labels = calloc((size_t)set->count, 1);
-    if (!set->labels)
-        return lo_fail(err, "out of memory for %d labels", set->count);
-    return 0;
-}
-
-int digit_load_idx_images(mnist_set *set, const char *path, lo_error *err)
-{
-    *set = (mnist_set){0};
-    errno = 0;
-    gzFile gz = gzopen(path, "rb");
-    if (!gz)
-        return lo_fail(err, "%s: cannot open: %s", path,
-                       errno ? strerror(errno) : "out of memory");
-    int rc = load_idx_images(set, gz, err);
-    gzclose(gz);
-    if (rc < 0) {
-        mnist_free(set);
-        return lo_prefix(err, "%s", path);
-    }
     return 0;
 }

@@ -1,7 +1,7 @@
 /* plot.c - SVG figures of training runs (see plot.h): metrics.csv parsing, log-scale ticks,
  * and a two-panel figure written with plain fprintf through atomic_file. Numbers are printed
  * with printf formats, so the figure assumes the C locale (the program never changes it). */
-#define _XOPEN_SOURCE 700 /* getline, realpath */
+#define _XOPEN_SOURCE 700 /* realpath */
 #include "plot.h"
 
 #include <errno.h>
@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include "atomic_file.h"
+#include "regular_file.h"
+#include "utf8.h"
 
 /* ---- metrics.csv ---------------------------------------------------------------------- */
 
@@ -109,17 +111,41 @@ static int parse_row(char *line, int ncols, plot_point *p, int *test_errors, lo_
     return 0;
 }
 
-/* Reads the open metrics file f (named path) into out; returns 0 or -1 with err set. */
+/* Reads the next line of f into line (PLOT_METRICS_LINE_MAX bytes), without its end;
+ * *bytes counts what was read. Returns its length, -1 at the end of the file, -2 for a line
+ * that does not fit. */
+static long next_line(FILE *f, char *line, long *bytes)
+{
+    if (!fgets(line, PLOT_METRICS_LINE_MAX, f))
+        return -1;
+    size_t len = strlen(line);
+    *bytes += (long)len;
+    if (len == PLOT_METRICS_LINE_MAX - 1 && line[len - 1] != '\n')
+        return -2;
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        line[--len] = '\0';
+    return (long)len;
+}
+
+/* Reads the open metrics file f (named path) into out; returns 0 or -1 with err set. Reads
+ * at most PLOT_METRICS_MAX_BYTES, however the file grows meanwhile. */
 static int read_rows(FILE *f, const char *path, plot_series *out, lo_error *err)
 {
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
+    char line[PLOT_METRICS_LINE_MAX];
+    long len, bytes = 0;
     int lineno = 0, ncols = 0, alloc = 0, best_errors = 0, rc = 0;
-    while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
+    while (rc == 0 && (len = next_line(f, line, &bytes)) != -1) {
         lineno++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = '\0';
+        if (len == -2) {
+            rc = lo_fail(err, "%s:%d: the line is longer than %d bytes", path, lineno,
+                         PLOT_METRICS_LINE_MAX - 2);
+            break;
+        }
+        if (bytes > PLOT_METRICS_MAX_BYTES) {
+            rc = lo_fail(err, "%s: larger than %ld bytes (it grew while being read)", path,
+                         PLOT_METRICS_MAX_BYTES);
+            break;
+        }
         if (lineno == 1) {
             ncols = strcmp(line, HEADER6) == 0 ? 6 : strcmp(line, HEADER8) == 0 ? 8 : 0;
             if (!ncols)
@@ -129,6 +155,10 @@ static int read_rows(FILE *f, const char *path, plot_series *out, lo_error *err)
         }
         if (len == 0)
             continue;
+        if (out->n == PLOT_METRICS_MAX_ROWS) {
+            rc = lo_fail(err, "%s:%d: more than %d epochs", path, lineno, PLOT_METRICS_MAX_ROWS);
+            break;
+        }
         if (out->n == alloc) {
             int more = alloc ? 2 * alloc : 32;
             plot_point *grown = realloc(out->points, (size_t)more * sizeof *grown);
@@ -160,25 +190,38 @@ static int read_rows(FILE *f, const char *path, plot_series *out, lo_error *err)
         rc = lo_fail(err, "%s: empty file", path);
     if (rc == 0 && out->n == 0)
         rc = lo_fail(err, "%s: no epochs yet", path);
-    free(line);
+    return rc;
+}
+
+int plot_read_metrics_file(const char *path, const char *name, plot_series *out,
+                           lo_error *err)
+{
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", name);
+    FILE *f = regular_fopen(path, err);
+    if (!f)
+        return lo_prefix(err, "%s", path);
+    off_t size = regular_size(fileno(f), err);
+    int rc = size < 0 ? lo_prefix(err, "%s", path) : 0;
+    if (rc == 0 && size > PLOT_METRICS_MAX_BYTES) /* refused before reading a byte */
+        rc = lo_fail(err, "%s: too large (%lld bytes; a metrics.csv has at most %ld)", path,
+                     (long long)size, PLOT_METRICS_MAX_BYTES);
+    if (rc == 0)
+        rc = read_rows(f, path, out, err);
+    fclose(f);
+    if (rc < 0)
+        plot_series_free(out);
     return rc;
 }
 
 int plot_read_metrics(const char *run_dir, plot_series *out, lo_error *err)
 {
-    char path[4096];
+    char path[4096], name[PLOT_NAME_MAX];
     memset(out, 0, sizeof *out);
     if (snprintf(path, sizeof path, "%s/metrics.csv", run_dir) >= (int)sizeof path)
         return lo_fail(err, "%.100s...: path is too long", run_dir);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return lo_fail(err, "%s: cannot read: %s", path, strerror(errno));
-    run_name(run_dir, out->name, sizeof out->name);
-    int rc = read_rows(f, path, out, err);
-    fclose(f);
-    if (rc < 0)
-        plot_series_free(out);
-    return rc;
+    run_name(run_dir, name, sizeof name);
+    return plot_read_metrics_file(path, name, out, err);
 }
 
 /* ---- log-scale ticks ------------------------------------------------------------------ */
@@ -293,9 +336,10 @@ static double map_y(const panel *pn, double v)
     return bottom - t * (bottom - pn->y0);
 }
 
-/* Writes s as XML character data: escapes the five special characters, replaces control
- * characters and invalid UTF-8 with '?', and cuts after max_chars characters with an
- * ellipsis. */
+/* Writes s as XML character data: escapes the five special characters, replaces what is
+ * not an XML character (control characters, U+FFFE, U+FFFF) and every byte that does not
+ * start a valid UTF-8 sequence (utf8.c: overlong forms, surrogates, beyond U+10FFFF) with
+ * '?', and cuts after max_chars characters with an ellipsis. */
 static void put_text(FILE *fp, const char *s, int max_chars)
 {
     const unsigned char *u = (const unsigned char *)s;
@@ -304,16 +348,11 @@ static void put_text(FILE *fp, const char *s, int max_chars)
             fputs("\xe2\x80\xa6", fp);
             return;
         }
-        int len = *u < 0x80 ? 1 : (*u & 0xe0) == 0xc0 ? 2 : (*u & 0xf0) == 0xe0 ? 3
-                                : (*u & 0xf8) == 0xf0 ? 4 : 0;
-        for (int i = 1; i < len; i++)
-            if ((u[i] & 0xc0) != 0x80)
-                len = 0;
-        if (len == 2 && *u < 0xc2)
-            len = 0; /* overlong */
-        if (len == 0 || (len == 1 && *u < 0x20 && *u != '\t')) {
+        uint32_t cp;
+        int len = utf8_decode(u, strlen((const char *)u), &cp);
+        if (len == 0 || (cp < 0x20 && cp != '\t') || cp == 0xFFFE || cp == 0xFFFF) {
             fputc('?', fp);
-            u++;
+            u += len ? len : 1;
             continue;
         }
         switch (*u) {
@@ -357,6 +396,10 @@ static void fit_panel(panel *pn, const plot_series *runs, int n_runs, int a, int
             }
     if (hi <= 0) /* nothing positive */
         lo = 0.1, hi = 1;
+    /* plot_log_ticks covers 1e-250..1e250; beyond, the curve leaves the panel (a cost of
+     * 1e300 in a metrics.csv left the panel without ticks, read before its array) */
+    lo = lo < 1e-250 ? 1e-250 : lo > 1e250 ? 1e250 : lo;
+    hi = hi < lo ? lo : hi > 1e250 ? 1e250 : hi;
     pn->zero_row = zero;
     int max = (int)((pn->y1 - pn->y0 - (zero ? ZERO_BAND : 0)) / TICK_SPACING) + 1;
     if (max > 16)

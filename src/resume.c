@@ -9,19 +9,24 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cfg_text.h"
 #include "checkpoint.h"
 #include "run_dir.h"
-#include "safetensors.h"
 
 /* The config text with the settings that may differ on resume removed (threads, output_dir,
- * train.epochs), as libconfig writes it; NULL when it does not parse. */
-static char *comparable_config(const char *text)
+ * train.epochs), as libconfig writes it; NULL when it does not parse. The text comes from a
+ * checkpoint: it goes through cfg_text.c (no @include, no literal libconfig would change). */
+static char *comparable_config(const char *text, const char *source, lo_error *why)
 {
     config_t lc;
+    cfg_text checked;
     char *buf = NULL;
     size_t len = 0;
+    lo_fail(why, "out of memory");
+    if (cfg_text_from_string(&checked, text, source, why) < 0)
+        return NULL;
     config_init(&lc);
-    if (config_read_string(&lc, text) == CONFIG_TRUE) {
+    if (cfg_text_parse(&checked, &lc, why) == 0) {
         config_setting_t *root = config_root_setting(&lc), *t;
         config_setting_remove(root, "threads");
         config_setting_remove(root, "output_dir");
@@ -37,6 +42,7 @@ static char *comparable_config(const char *text)
         }
     }
     config_destroy(&lc);
+    cfg_text_free(&checked);
     return buf;
 }
 
@@ -56,14 +62,16 @@ static void line_at(const char *text, int at, char *out, size_t size)
     snprintf(out, size, "%.*s", (int)(n < size - 1 ? n : size - 1), text);
 }
 
-/* Refuses to resume a run whose checkpoint was trained with another config. */
-static int same_config(const run_config *cfg, const char *stored, const char *path,
+int resume_same_config(const run_config *cfg, const char *stored, const char *path,
                        lo_error *err)
 {
-    char *a = comparable_config(cfg->text), *b = comparable_config(stored);
+    lo_error why_a, why_b;
+    char *a = comparable_config(cfg->text, cfg->source, &why_a);
+    char *b = comparable_config(stored, path, &why_b);
     int rc = 0;
     if (!a || !b) {
-        rc = lo_fail(err, "%s: its stored config does not parse", path);
+        rc = lo_fail(err, "%s: its stored config does not parse (%s)", path,
+                     !b ? why_b.msg : why_a.msg);
     } else if (strcmp(a, b) != 0) {
         int line = 0;
         for (const char *p = a, *q = b; *p && *p == *q; p++, q++)
@@ -80,16 +88,16 @@ static int same_config(const run_config *cfg, const char *stored, const char *pa
     return rc;
 }
 
-/* The epoch and batch of a mid-epoch checkpoint (reads it whole: it is small). */
+/* The epoch and batch of a mid-epoch checkpoint (reads it whole: it is small), its format
+ * and checksum checked. */
 static int peek_position(const char *path, int *epoch, int *batch, lo_error *err)
 {
-    st_file f;
-    if (st_load(path, &f, err) < 0)
+    ckpt_info info;
+    int checksum;
+    if (ckpt_peek(path, &info, &checksum, err) < 0)
         return -1;
-    const char *e = st_meta_get(&f, "epoch"), *b = st_meta_get(&f, "batch");
-    *epoch = e ? atoi(e) : 0;
-    *batch = b ? atoi(b) : 0;
-    st_free(&f);
+    *epoch = info.epoch;
+    *batch = info.batch;
     if (*epoch < 1 || *batch < 1)
         return lo_fail(err, "%s: not a mid-epoch checkpoint (metadata 'epoch' or 'batch')",
                        path);
@@ -101,8 +109,10 @@ int resume_restore(run *r, int *complete, lo_error *err)
     const run_config *cfg = r->cfg;
     char path[CONFIG_PATH_MAX + 64];
     run_dir_scan scan;
-    if (run_dir_read(cfg->output_dir, &scan, err) < 0)
+    if (run_dir_read(cfg->output_dir, 1, &scan, err) < 0)
         return -1;
+    if (scan.digits) /* the names the run has, whatever train.epochs is now */
+        r->ckpt_digits = scan.digits;
     char *newest = scan.newest;
     const int newest_epoch = scan.newest_epoch;
     snprintf(path, sizeof path, "%s/" RUN_DIR_INTERRUPTED, cfg->output_dir);
@@ -124,10 +134,15 @@ int resume_restore(run *r, int *complete, lo_error *err)
     }
     ckpt_info info;
     ckpt_state st = {.velocity = r->velocity};
-    char *stored = NULL;
-    if (ckpt_load_state(newest, &r->n, &info, &st, &stored, err) < 0)
+    char *stored = NULL, note[CONFIG_PATH_MAX + 400] = "";
+    int checksum;
+    if (ckpt_peek(newest, &info, &checksum, err) < 0 ||
+        ckpt_load_state(newest, &r->n, &info, &st, &stored, err) < 0)
         return -1;
-    int rc = same_config(cfg, stored, newest, err);
+    if (!checksum)
+        snprintf(note, sizeof note, "resume: note: %s has no checksum (written by an older "
+                 "lenet-omp): its contents are not verified\n", newest);
+    int rc = resume_same_config(cfg, stored, newest, err);
     free(stored);
     long batches = (r->train.count + cfg->train.batch_size - 1) / cfg->train.batch_size;
     if (rc == 0 && strcmp(newest, path) != 0 &&
@@ -148,11 +163,11 @@ int resume_restore(run *r, int *complete, lo_error *err)
                 r->best_epoch = e + 1;
         }
         r->epochs_done = st.n_history;
-        run_dir_read_seconds(cfg->output_dir, r->history, st.n_history, r->seconds);
+        rc = run_dir_read_seconds(cfg->output_dir, r->history, st.n_history, r->seconds, err);
         /* Epochs 1..info.epoch were shuffled: replay them from the identity. */
         for (int e = 0; e < info.epoch; e++)
             rng_shuffle(&r->shuffle, r->order, (uint32_t)r->train.count);
-        if (memcmp(r->shuffle.s, st.shuffle, sizeof st.shuffle) != 0)
+        if (rc == 0 && memcmp(r->shuffle.s, st.shuffle, sizeof st.shuffle) != 0)
             rc = lo_fail(err, "%s: the shuffle of the training set does not replay as stored "
                          "(were the training images changed?)", newest);
         r->next_epoch = info.batch ? info.epoch : info.epoch + 1;
@@ -168,10 +183,10 @@ int resume_restore(run *r, int *complete, lo_error *err)
         report_printf(&r->log, "resume: %s: the run is complete (%d epoch%s)\n", newest,
                       cfg->train.epochs, cfg->train.epochs == 1 ? "" : "s");
     else if (info.batch)
-        snprintf(r->resumed, sizeof r->resumed, "resume: from %s (epoch %d, after batch %d of "
-                 "%ld)\n", newest, info.epoch, info.batch, batches);
+        snprintf(r->resumed, sizeof r->resumed, "%sresume: from %s (epoch %d, after batch %d of "
+                 "%ld)\n", note, newest, info.epoch, info.batch, batches);
     else
-        snprintf(r->resumed, sizeof r->resumed, "resume: from %s (epoch %d done)\n", newest,
-                 info.epoch);
+        snprintf(r->resumed, sizeof r->resumed, "%sresume: from %s (epoch %d done)\n", note,
+                 newest, info.epoch);
     return 0;
 }

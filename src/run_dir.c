@@ -16,6 +16,7 @@
 #include "atomic_file.h"
 #include "config.h"
 #include "plot.h"
+#include "regular_file.h"
 
 int run_dir_create(const char *dir, lo_error *err)
 {
@@ -39,9 +40,9 @@ int run_dir_lock(const char *dir, int *fd, lo_error *err)
 {
     char path[CONFIG_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/" RUN_DIR_LOCK, dir);
-    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    *fd = regular_open(path, O_RDWR | O_CREAT, err);
     if (*fd < 0)
-        return lo_fail(err, "%s: cannot write: %s", path, strerror(errno));
+        return lo_prefix(err, "%s", path);
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
     if (fcntl(*fd, F_SETLK, &fl) < 0) {
         int e = errno;
@@ -67,11 +68,13 @@ static int is_temporary(const char *name)
     return 1;
 }
 
-/* The epoch number of "epoch-<digits>.safetensors", else 0. */
-static int epoch_of_name(const char *name)
+/* The epoch number of "epoch-<digits>.safetensors", else 0; *padded gets the number of
+ * digits when the first one is a 0 (the name is zero-padded to that width), else 0. */
+static int epoch_of_name(const char *name, int *padded)
 {
     const char *p = name + 6;
     int e = 0;
+    *padded = 0;
     if (strncmp(name, "epoch-", 6) != 0 || !isdigit((unsigned char)*p))
         return 0;
     for (; isdigit((unsigned char)*p); p++) {
@@ -79,10 +82,12 @@ static int epoch_of_name(const char *name)
             return 0;
         e = e * 10 + (*p - '0');
     }
+    if (name[6] == '0')
+        *padded = (int)(p - (name + 6));
     return strcmp(p, ".safetensors") == 0 ? e : 0;
 }
 
-int run_dir_read(const char *dir, run_dir_scan *scan, lo_error *err)
+int run_dir_read(const char *dir, int clean, run_dir_scan *scan, lo_error *err)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -91,15 +96,19 @@ int run_dir_read(const char *dir, run_dir_scan *scan, lo_error *err)
     scan->newest[0] = '\0';
     scan->newest_epoch = 0;
     scan->interrupted = 0;
+    scan->digits = 0;
     while ((de = readdir(d))) {
         char path[CONFIG_PATH_MAX + 300];
         struct stat sb;
-        int e = epoch_of_name(de->d_name);
+        int padded, e = epoch_of_name(de->d_name, &padded);
         snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
         if (lstat(path, &sb) < 0 || S_ISDIR(sb.st_mode))
             continue; /* only files can be ours */
+        if (e > 0 && S_ISREG(sb.st_mode)) /* the widest padding: 2 for epoch-01..99 */
+            scan->digits = padded > scan->digits ? padded : scan->digits < 2 ? 2 : scan->digits;
         if (is_temporary(de->d_name)) {
-            unlink(path);
+            if (clean)
+                unlink(path);
         } else if (e > scan->newest_epoch && S_ISREG(sb.st_mode)) {
             scan->newest_epoch = e;
             snprintf(scan->newest, sizeof scan->newest, "%s", path);
@@ -133,14 +142,28 @@ int run_dir_write_metrics(const char *dir, const ckpt_info *history, const doubl
     return atomic_commit(&f, err);
 }
 
-void run_dir_read_seconds(const char *dir, const ckpt_info *history, int n, double *seconds)
+int run_dir_read_seconds(const char *dir, const ckpt_info *history, int n, double *seconds,
+                         lo_error *err)
 {
     char path[CONFIG_PATH_MAX + 32], line[512];
+    struct stat sb;
     snprintf(path, sizeof path, "%s/metrics.csv", dir);
-    FILE *f = fopen(path, "r");
+    if (lstat(path, &sb) != 0 && errno == ENOENT)
+        return 0; /* none yet */
+    FILE *f = regular_fopen(path, err);
     if (!f)
-        return;
-    while (fgets(line, sizeof line, f)) {
+        return lo_prefix(err, "%s", path);
+    off_t size = regular_size(fileno(f), err);
+    if (size < 0 || size > PLOT_METRICS_MAX_BYTES) {
+        fclose(f);
+        if (size < 0)
+            return lo_prefix(err, "%s", path);
+        return lo_fail(err, "%s: too large (%lld bytes; a metrics.csv has at most %ld)", path,
+                       (long long)size, PLOT_METRICS_MAX_BYTES);
+    }
+    long bytes = 0; /* read at most the limit, however the file grows meanwhile */
+    while (bytes <= PLOT_METRICS_MAX_BYTES && fgets(line, sizeof line, f)) {
+        bytes += (long)strlen(line);
         int e, train_errors, test_errors;
         double lr, cost, s;
         if (sscanf(line, "%d,%lf,%lf,%d,%d,%lf", &e, &lr, &cost, &train_errors, &test_errors,
@@ -149,6 +172,7 @@ void run_dir_read_seconds(const char *dir, const ckpt_info *history, int n, doub
             seconds[e - 1] = s;
     }
     fclose(f);
+    return 0;
 }
 
 int run_dir_link_best(const char *dir, int digits, int best_epoch, lo_error *err)

@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 
 #include "atomic_file.h"
+#include "regular_file.h"
 #include "utf8.h"
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -568,9 +569,9 @@ int st_load(const char *path, st_file *out, lo_error *err)
     uint64_t data_len = 0;
     cJSON *root = NULL;
     memset(out, 0, sizeof *out);
-    FILE *fp = fopen(path, "rb");
+    FILE *fp = regular_fopen(path, err);
     if (!fp)
-        return lo_fail(err, "%s: cannot open: %s", path, strerror(errno));
+        return lo_prefix(err, "%s", path);
     int rc = read_header(fp, &header, &len, &data_len, err);
     if (rc == 0)
         rc = parse_header(header, len, &root, err);

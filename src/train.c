@@ -6,6 +6,7 @@
 #include "train.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "atomic_file.h"
 #include "checkpoint.h"
 #include "optim.h"
+#include "regular_file.h"
 #include "report.h"
 #include "resume.h"
 #include "rng.h"
@@ -33,13 +35,8 @@ static int open_run(run *r, const run_config *cfg, lo_error *err)
     r->cfg = cfg;
     r->lock_fd = -1;
     r->next_epoch = 1;
-    if (mnist_load(&r->train, d->train_images, d->train_labels, err) < 0 ||
-        mnist_load(&r->test, d->test_images, d->test_labels, err) < 0)
+    if (dataset_load(d, &r->train, &r->test, err) < 0)
         return -1;
-    if (r->train.rows != r->test.rows || r->train.cols != r->test.cols)
-        return lo_fail(err, "%s: images are %dx%d but the training images are %dx%d",
-                       d->test_images, r->test.rows, r->test.cols, r->train.rows,
-                       r->train.cols);
     r->train_norm = dataset_norm(&r->train, d->padding, d->normalize);
     r->test_norm = dataset_norm(&r->test, d->padding, d->normalize);
     int max_batch = cfg->train.batch_size > EVAL_BATCH ? cfg->train.batch_size : EVAL_BATCH;
@@ -95,25 +92,29 @@ static int prepare_output(run *r, int resume, int *complete, lo_error *err)
     report_open(&r->log, NULL);
     if (run_dir_create(dir, err) < 0 || run_dir_lock(dir, &r->lock_fd, err) < 0)
         return -1;
-    snprintf(path, sizeof path, "%s/train.log", dir);
-    FILE *log = fopen(path, resume ? "a" : "w");
-    if (!log)
-        return lo_fail(err, "%s: cannot write: %s", path, strerror(errno));
-    report_open(&r->log, log);
-    if (resume) {
-        if (resume_restore(r, complete, err) < 0)
-            return -1;
-    } else {
+    if (!resume) {
+        /* Starting over would mix this run's checkpoints with the other's later ones. */
         run_dir_scan scan;
-        if (run_dir_read(dir, &scan, err) < 0)
+        if (run_dir_read(dir, 1, &scan, err) < 0)
             return -1;
-        snprintf(path, sizeof path, "%s/" RUN_DIR_INTERRUPTED, dir);
-        if (scan.interrupted)
-            unlink(path);
         if (scan.newest_epoch || scan.interrupted)
-            report_printf(&r->log, "note: %s already holds checkpoints; starting over (--resume "
-                          "continues a run)\n", dir);
+            return lo_fail(err, "%s already holds the checkpoints of a run (the newest: %s): "
+                           "continue it with --resume (or lenet-omp resume %s), or train into "
+                           "another --output", dir, scan.newest_epoch ? scan.newest
+                           : RUN_DIR_INTERRUPTED, dir);
     }
+    snprintf(path, sizeof path, "%s/train.log", dir);
+    int fd = regular_open(path, O_WRONLY | O_CREAT | (resume ? O_APPEND : O_TRUNC), err);
+    FILE *log = fd < 0 ? NULL : fdopen(fd, resume ? "a" : "w");
+    if (fd >= 0 && !log) {
+        lo_fail(err, "cannot write: %s", strerror(errno));
+        close(fd);
+    }
+    if (!log)
+        return lo_prefix(err, "%s", path);
+    report_open(&r->log, log);
+    if (resume && resume_restore(r, complete, err) < 0)
+        return -1;
     if (*complete)
         return 0;
     snprintf(path, sizeof path, "%s/config.cfg", dir); /* after the resume's config check */

@@ -57,7 +57,7 @@ expect_fail() { # expect_fail DESCRIPTION PATTERN ARGS...
         fails=$((fails + 1))
     fi
 }
-expect_fail "a missing run directory" "^lenet-omp: $tmp/nope/metrics.csv: cannot read" \
+expect_fail "a missing run directory" "^lenet-omp: $tmp/nope/metrics.csv: cannot open" \
     plot -o "$tmp/x.svg" "$tmp/runs/seed3" "$tmp/nope"
 check "a failed plot writes nothing" test ! -e "$tmp/x.svg"
 mkdir "$tmp/broken"

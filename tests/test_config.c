@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "config.h"
 #include "net.h"
@@ -460,8 +461,7 @@ static void test_missing_file(void **state)
     (void)state;
     lo_error err;
     load_fails("/nonexistent/dir/x.cfg", NULL, 0, &err);
-    assert_contains(err.msg, "/nonexistent/dir/x.cfg");
-    assert_contains(err.msg, "cannot read");
+    assert_contains(err.msg, "/nonexistent/dir/x.cfg: cannot open: No such file");
 }
 
 #define LAYERS_OK "layers = ( { type = \"dense\"; units = 10; }, { type = \"softmax_xent\"; } );\n"
@@ -545,6 +545,26 @@ static void test_string_errors(void **state)
         {"name = \"a\";\n" LAYERS_OK "train = { epochs = 1; batch_size = 2;\n"
          "@include \"/dev/stdin\"\n};\n",
          {"inline.cfg:4: ", "@include is not allowed", NULL}},
+        /* What libconfig 1.5 accepts silently (issue 12): the rest of a file in an unclosed
+         * comment, integer literals wrapped to 32 bits or clamped to 64 bits. */
+        {"name = \"a\";\n" LAYERS_OK TRAIN_OK "/* the rest\nis ignored\n",
+         {"inline.cfg:4: ", "a /* comment opened here is not closed", NULL}},
+        {"name = \"a\";\n" LAYERS_OK TRAIN_OK "output_dir = \"x;\n\n",
+         {"inline.cfg:4: ", "a string opened here is not closed", NULL}},
+        {"name = \"a\";\n" LAYERS_OK TRAIN_OK "seed = 4294967297;\n",
+         {"inline.cfg:4: ", "integer 4294967297 is beyond +-2147483647", "(4294967297L)"}},
+        {"name = \"a\";\n" LAYERS_OK TRAIN_OK "seed = -2147483649;\n",
+         {"inline.cfg:4: ", "integer -2147483649 is beyond", NULL}},
+        {"name = \"a\";\n" LAYERS_OK TRAIN_OK "seed = 99999999999999999999L;\n",
+         {"inline.cfg:4: ", "integer 99999999999999999999L is beyond the 64-bit range", NULL}},
+        {"name = \"a\";\n" LAYERS_OK TRAIN_OK "seed = 9223372036854775808L;\n",
+         {"inline.cfg:4: ", "is beyond the 64-bit range", NULL}},
+        {"name = \"a\";\n" LAYERS_OK TRAIN_OK "seed = 0x80000000;\n",
+         {"inline.cfg:4: ", "integer 0x80000000 is beyond 0x7fffffff", NULL}},
+        {"name = \"a\";\n" LAYERS_OK TRAIN_OK "seed = 0x1FFFFFFFFFFFFFFFFL;\n",
+         {"inline.cfg:4: ", "is beyond 0x7fffffffffffffff", NULL}},
+        {"name = \"a\";\n" LAYERS_OK TRAIN_OK "x = [ 1, 00000000000000000000004294967296 ];\n",
+         {"inline.cfg:4: ", "integer 00000000000000000000004294967296 is beyond", NULL}},
     };
     lo_error err;
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -587,12 +607,106 @@ static void test_string_ok(void **state)
     assert_string_equal(cfg.output_dir, "runs/a");
     config_free(&cfg);
 
+    /* integers at the ends of their types, with and without L; names and floats that look
+     * like numbers; a directive inside a comment or a string is text */
+    rc = config_load_string(&cfg, "name = \"a-1234567890123\";\n" LAYERS_OK TRAIN_OK
+                            "seed = 9223372036854775807L;\n/* @include \"x\"\n */\n"
+                            "output_dir = \"o\\\" @include \\\"y\\\"\";\n"
+                            "threads = 0x0;\n", "inline.cfg", &err);
+    if (rc != 0)
+        print_error("%s\n", err.msg);
+    assert_int_equal(rc, 0);
+    assert_true(cfg.seed == 9223372036854775807ull);
+    config_free(&cfg);
+    rc = config_load_string(&cfg, "name = \"a\";\n" LAYERS_OK TRAIN_OK "seed = 2147483647;\n"
+                            "data = { padding = 0x7fffffff; };\n", "inline.cfg", &err);
+    assert_int_equal(rc, -1); /* the padding's own limit, not the literal's */
+    assert_contains(err.msg, "'padding' must be at most 1024");
+    rc = config_load_string(&cfg, "name = \"a\";\n" LAYERS_OK TRAIN_OK
+                            "seed = 4294967297L; init = { std = 1e3; limit = .5; };\n",
+                            "inline.cfg", &err);
+    assert_int_equal(rc, 0);
+    assert_true(cfg.seed == 4294967297ull);
+    config_free(&cfg);
+
     /* "he" is accepted too */
     rc = config_load_string(&cfg, "name = \"b\";\n" LAYERS_OK TRAIN_OK
                             "init = { weights = \"he\"; };\n", "inline.cfg", &err);
     assert_int_equal(rc, 0);
     assert_int_equal(cfg.init.weights, INIT_HE);
     config_free(&cfg);
+}
+
+/* Writes text to dir/name. */
+static void write_in(const char *dir, const char *name, const char *text)
+{
+    char path[CONFIG_PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* @include as docs/config.md says (issue 12): relative to the including file, also when
+ * nested; absolute paths; a directory refused with the directive's file and line; messages
+ * and layer lines in the file where the setting is. */
+static void test_includes(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_config.XXXXXX", path[CONFIG_PATH_MAX], text[CONFIG_PATH_MAX];
+    run_config cfg;
+    lo_error err = {{0}};
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/sub", dir);
+    assert_int_equal(mkdir(path, 0777), 0);
+    snprintf(path, sizeof path, "%s/sub/deeper", dir);
+    assert_int_equal(mkdir(path, 0777), 0);
+    write_in(dir, "sub/a.cfg", "train = {\n  @include \"deeper/b.cfg\"\n};\n");
+    write_in(dir, "sub/deeper/b.cfg", "epochs = 1; batch_size = 2;\n@include \"c.cfg\"\n");
+    write_in(dir, "sub/deeper/c.cfg", "\nschedule = ( { epochs = 1; lr = 0.5; } );\n");
+    /* the include before the layers: their lines are still the top file's */
+    write_in(dir, "top.cfg", "name = \"t\";\n@include \"sub/a.cfg\"\n\nlayers = (\n"
+                             " { type = \"dense\"; units = 10; },\n { type = \"softmax_xent\"; } );\n");
+    snprintf(path, sizeof path, "%s/top.cfg", dir);
+    load_ok(&cfg, path, NULL, 0);
+    assert_double_equal(config_lr(&cfg, 1), 0.5);
+    assert_int_equal(cfg.layers[0].line, 5);
+    assert_int_equal(cfg.layers[1].line, 6);
+    config_free(&cfg);
+    /* a message from the innermost file names it and its line */
+    write_in(dir, "sub/deeper/c.cfg", "\nschedule = ( { epochs = 1; lr = -0.5; } );\n");
+    load_fails(path, NULL, 0, &err);
+    snprintf(text, sizeof text, "%s/sub/deeper/c.cfg:2: schedule row 1: 'lr' must be", dir);
+    assert_contains(err.msg, text);
+    /* an absolute path */
+    snprintf(text, sizeof text, "name = \"t\";\n" LAYERS_OK "@include \"%s/sub/a.cfg\"\n", dir);
+    write_in(dir, "sub/deeper/c.cfg", "schedule = ( { epochs = 1; lr = 0.25; } );\n");
+    write_in(dir, "abs.cfg", text);
+    snprintf(path, sizeof path, "%s/abs.cfg", dir);
+    load_ok(&cfg, path, NULL, 0);
+    assert_double_equal(config_lr(&cfg, 1), 0.25);
+    config_free(&cfg);
+    /* a directory, with the directive's file and line */
+    write_in(dir, "dir.cfg", "name = \"t\";\n\n  @include \"sub\"\n");
+    snprintf(path, sizeof path, "%s/dir.cfg", dir);
+    load_fails(path, NULL, 0, &err);
+    snprintf(text, sizeof text, "%s/dir.cfg:3: @include \"sub\": %s/sub: not a regular file "
+             "(a directory)", dir, dir);
+    assert_contains(err.msg, text);
+    /* a syntax error after an include is on its own file's line */
+    write_in(dir, "syn.cfg", "@include \"sub/deeper/c.cfg\"\nname = = \"t\";\n");
+    snprintf(path, sizeof path, "%s/syn.cfg", dir);
+    load_fails(path, NULL, 0, &err);
+    snprintf(text, sizeof text, "%s/syn.cfg:2: syntax error", dir);
+    assert_contains(err.msg, text);
+    /* a file that includes itself */
+    write_in(dir, "self.cfg", "@include \"self.cfg\"\n");
+    snprintf(path, sizeof path, "%s/self.cfg", dir);
+    load_fails(path, NULL, 0, &err);
+    assert_contains(err.msg, "includes nested more than 10 deep");
+    snprintf(text, sizeof text, "rm -rf '%s'", dir);
+    assert_int_equal(system(text), 0);
 }
 
 /* ---- the bad config files ---------------------------------------------------------------- */
@@ -718,6 +832,7 @@ int main(void)
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_string_errors),
         cmocka_unit_test(test_string_ok),
+        cmocka_unit_test(test_includes),
         cmocka_unit_test(test_bad_files_all_covered),
     };
     enum { N_FIXED = sizeof fixed / sizeof fixed[0] };

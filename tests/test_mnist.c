@@ -210,11 +210,9 @@ static void test_missing_file(void **state)
 
 static void test_directory(void **state)
 {
-    char text[256];
     (void)state;
-    snprintf(text, sizeof text, "read error: %s", strerror(EISDIR));
     write_good(in_tmp("img"), false, in_tmp("lab"), false);
-    expect_fail(tmpdir, in_tmp("lab"), tmpdir, text, true);
+    expect_fail(tmpdir, in_tmp("lab"), tmpdir, "not a regular file (a directory)", true);
 }
 
 /* Swapped arguments: each file has the other kind's magic. */
@@ -365,6 +363,79 @@ static void test_truncated_gzip(void **state)
                 "gzip data is truncated (", false);
 }
 
+/* Issue 12: what follows a gzip stream (gzread skipped it silently), a second gzip member
+ * (refused: one stream per file). */
+static void test_junk_after_gzip(void **state)
+{
+    uint8_t *gz, *two;
+    size_t n;
+    (void)state;
+    write_good(in_tmp("img"), false, in_tmp("lab"), false);
+    write_images(in_tmp("good.gz"), IMAGES_MAGIC, COUNT, ROWS, COLS, PIXELS, true);
+    gz = read_file(in_tmp("good.gz"), &n);
+    two = malloc(2 * n + 3);
+    assert_non_null(two);
+    memcpy(two, gz, n);
+    memcpy(two + n, "xyz", 3);
+    write_file(in_tmp("junk.gz"), two, n + 3, false);
+    expect_fail(in_tmp("junk.gz"), in_tmp("lab"), in_tmp("junk.gz"),
+                "3 bytes of junk after the end of the gzip stream", true);
+    memcpy(two + n, gz, n);
+    write_file(in_tmp("two.gz"), two, 2 * n, false);
+    char text[128];
+    snprintf(text, sizeof text, "%zu bytes of junk after the end of the gzip stream", n);
+    expect_fail(in_tmp("two.gz"), in_tmp("lab"), in_tmp("two.gz"), text, true);
+    free(two);
+    free(gz);
+}
+
+/* Issue 12: both headers are read before either body, so a count mismatch is found before
+ * the images are inflated (here: their stream is corrupt after the header, which would be
+ * the first error otherwise). */
+static void test_counts_before_data(void **state)
+{
+    uint8_t *gz;
+    size_t n;
+    char text[1024];
+    (void)state;
+    write_images(in_tmp("img.gz"), IMAGES_MAGIC, COUNT, ROWS, COLS, PIXELS, true);
+    gz = read_file(in_tmp("img.gz"), &n);
+    gz[n - 12] ^= 0xff; /* the deflate data just before the trailer */
+    write_file(in_tmp("bad.gz"), gz, n, false);
+    free(gz);
+    write_labels(in_tmp("lab4"), LABELS_MAGIC, COUNT - 1, good_labels, COUNT - 1, false);
+    snprintf(text, sizeof text, "holds 4 labels but the image file %s holds 5 images",
+             in_tmp("bad.gz"));
+    expect_fail(in_tmp("bad.gz"), in_tmp("lab4"), in_tmp("lab4"), text, true);
+}
+
+/* mnist_load_images (predict --idx without labels): every label 0; the same checks. */
+static void test_images_only(void **state)
+{
+    mnist_set set;
+    lo_error err = {{0}};
+    uint8_t pixels[PIXELS];
+    (void)state;
+    write_images(in_tmp("img.gz"), IMAGES_MAGIC, COUNT, ROWS, COLS, PIXELS, true);
+    if (mnist_load_images(&set, in_tmp("img.gz"), &err) < 0)
+        fail_msg("%s", err.msg);
+    good_pixels(pixels);
+    assert_int_equal(set.count, COUNT);
+    assert_memory_equal(set.pixels, pixels, PIXELS);
+    for (int i = 0; i < COUNT; i++)
+        assert_int_equal(set.labels[i], 0);
+    mnist_free(&set);
+    write_images(in_tmp("short"), IMAGES_MAGIC, COUNT, ROWS, COLS, PIXELS - 1, false);
+    assert_int_equal(mnist_load_images(&set, in_tmp("short"), &err), -1);
+    assert_non_null(strstr(err.msg, "short: truncated: header promises 5 images"));
+    assert_null(set.pixels);
+    write_labels(in_tmp("lab"), LABELS_MAGIC, COUNT, good_labels, COUNT, false);
+    assert_int_equal(mnist_load_images(&set, in_tmp("lab"), &err), -1);
+    assert_non_null(strstr(err.msg, "lab: not an IDX image file"));
+    assert_int_equal(mnist_load_images(&set, in_tmp("none"), &err), -1);
+    assert_non_null(strstr(err.msg, "none: cannot open"));
+}
+
 /* Headers with zero or huge sizes are refused before anything is allocated for them. */
 static void test_absurd_header(void **state)
 {
@@ -395,7 +466,7 @@ static void test_absurd_header(void **state)
 static void test_big_promise_small_file(void **state)
 {
     (void)state;
-    write_good(in_tmp("img"), false, in_tmp("lab"), false);
+    write_labels(in_tmp("lab"), LABELS_MAGIC, 2000000, good_labels, COUNT, false);
     write_images(in_tmp("big"), IMAGES_MAGIC, 2000000, 32, 32, PIXELS, true);
     expect_fail(in_tmp("big"), in_tmp("lab"), in_tmp("big"),
                 "truncated: header promises 2000000 images of 32x32 but the file ends after 0 "
@@ -453,6 +524,9 @@ int main(void)
         cmocka_unit_test_teardown(test_truncated_gzip, empty_tmpdir),
         cmocka_unit_test_teardown(test_absurd_header, empty_tmpdir),
         cmocka_unit_test_teardown(test_big_promise_small_file, empty_tmpdir),
+        cmocka_unit_test_teardown(test_junk_after_gzip, empty_tmpdir),
+        cmocka_unit_test_teardown(test_counts_before_data, empty_tmpdir),
+        cmocka_unit_test_teardown(test_images_only, empty_tmpdir),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -852,22 +852,24 @@ static void test_checkpoint_training_state(void **state)
         if (bad < 0 && strncmp(t[i].name, "__optimizer__.", 14) == 0 && t[i].ndim > 1)
             bad = i;
     }
+    int n_meta = 0; /* doctored below: without a checksum, as from an older lenet-omp */
     for (int i = 0; i < f.n_meta; i++)
-        meta[i] = f.meta[i];
+        if (strcmp(f.meta[i].key, "checksum") != 0)
+            meta[n_meta++] = f.meta[i];
     assert_true(bad >= 0);
     assert_non_null(strstr(t[bad].name, ".weight.velocity"));
     t[bad].shape[0] = 1;
     t[bad].count = 1;
     for (int d = 1; d < t[bad].ndim; d++)
         t[bad].count *= (size_t)t[bad].shape[d];
-    assert_int_equal(st_save(path, t, f.n_tensors, meta, f.n_meta, &err), 0);
+    assert_int_equal(st_save(path, t, f.n_tensors, meta, n_meta, &err), 0);
     assert_int_equal(ckpt_load(path, &cfg2, &n2, &info2, 4, &err), -1);
     assert_non_null(strstr(err.msg, "__optimizer__."));
     assert_int_equal(ckpt_load_state(path, &fresh, &info2, &st2, &text, &err), -1);
     assert_non_null(strstr(err.msg, "shape"));
     /* Without it: the plain loader is content, resuming (with momentum) is not. */
     t[bad] = t[f.n_tensors - 1];
-    assert_int_equal(st_save(path, t, f.n_tensors - 1, meta, f.n_meta, &err), 0);
+    assert_int_equal(st_save(path, t, f.n_tensors - 1, meta, n_meta, &err), 0);
     assert_int_equal(ckpt_load(path, &cfg2, &n2, &info2, 4, &err), 0);
     net_free(&n2);
     config_free(&cfg2);

@@ -15,6 +15,9 @@
 #include <unistd.h>
 
 #include "plot.h"
+#include "utf8.h"
+
+#define HEADER8 "epoch,lr,cost,train_errors,test_errors,seconds,train_count,test_count"
 
 static char tmp[64];
 
@@ -174,7 +177,7 @@ static void test_read_errors(void **state)
     char missing[300];
     snprintf(missing, sizeof missing, "%s/no-such-run", tmp);
     assert_int_equal(plot_read_metrics(missing, &s, &err), -1);
-    assert_non_null(strstr(err.msg, "no-such-run/metrics.csv: cannot read: No such file"));
+    assert_non_null(strstr(err.msg, "no-such-run/metrics.csv: cannot open: No such file"));
 }
 
 /* Runs xmllint --noout on path when it is installed; returns its status (0 without it). */
@@ -246,6 +249,85 @@ static void test_svg_runs_and_escaping(void **state)
     assert_int_equal(xmllint(path), 0);
 }
 
+/* Issue 12: text that is no XML (a run directory's name with invalid UTF-8: a surrogate,
+ * overlong forms, beyond U+10FFFF, U+FFFE, a stray continuation byte) becomes '?', so the SVG
+ * stays UTF-8 that xmllint accepts. */
+static void test_svg_xml_characters(void **state)
+{
+    (void)state;
+    plot_series s = {.name = "r\xed\xa0\x80-\xe0\x80\xaf-\xf4\x90\x80\x80-\xef\xbf\xbe-\x80-"
+                             "\xc3\xa9\xe2\x82\xac",
+                     .points = seed_points, .n = 5, .best_epoch = 3};
+    char path[300];
+    lo_error err = {""};
+    snprintf(path, sizeof path, "%s/xml.svg", tmp);
+    assert_int_equal(plot_write_svg(path, &s, 1, &err), 0);
+    char *svg = slurp(path);
+    size_t n = strlen(svg);
+    assert_int_equal(utf8_invalid_at(svg, n), n);
+    assert_null(strstr(svg, "\xef\xbf\xbe"));
+    assert_non_null(strstr(svg, "r\?\?\?-\?\?\?-\?\?\?\?-\?-\?-\xc3\xa9\xe2\x82\xac")); /* e-acute, euro */
+    free(svg);
+    assert_int_equal(xmllint(path), 0);
+}
+
+/* Found by fuzz_metrics: costs beyond the log ticks' range (1e-250..1e250) left a panel
+ * without ticks, whose last one map_y read at index -1. */
+static void test_svg_extreme_costs(void **state)
+{
+    (void)state;
+    plot_point points[3] = {{1, 1.0, 2.0, 1e300}, {2, 0.5, 1.0, 1e-300}, {3, 0.5, 1.0, 0.0}};
+    plot_series s = {.name = "extreme", .points = points, .n = 3, .best_epoch = 2};
+    char path[300];
+    lo_error err = {""};
+    snprintf(path, sizeof path, "%s/extreme.svg", tmp);
+    assert_int_equal(plot_write_svg(path, &s, 1, &err), 0);
+    char *svg = slurp(path);
+    assert_non_null(strstr(svg, ">1e+250</text>"));
+    assert_non_null(strstr(svg, ">1e-250</text>"));
+    assert_null(strstr(svg, "nan"));
+    assert_null(strstr(svg, "inf"));
+    free(svg);
+    assert_int_equal(xmllint(path), 0);
+}
+
+/* Issue 12: a metrics.csv is read within limits: a line of more than 1022 bytes, a file
+ * larger than 128 MiB (refused before reading: sparse here) and more than a million epochs
+ * are refused. */
+static void test_read_limits(void **state)
+{
+    (void)state;
+    plot_series s;
+    lo_error err = {""};
+    char path[300], *line = malloc(2000);
+    assert_non_null(line);
+    memset(line, '1', 1999);
+    line[1999] = '\0';
+    const char *dir = make_run("long-line", "epoch,lr,cost,train_errors,test_errors,seconds\n");
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    FILE *f = fopen(path, "a");
+    assert_non_null(f);
+    fputs(line, f);
+    fclose(f);
+    free(line);
+    assert_int_equal(plot_read_metrics(dir, &s, &err), -1);
+    assert_non_null(strstr(err.msg, "metrics.csv:2: the line is longer than 1022 bytes"));
+    dir = make_run("huge", HEADER8 "\n1,0.1,2,3,4,5,60000,10000\n");
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    assert_int_equal(truncate(path, PLOT_METRICS_MAX_BYTES + 1), 0);
+    assert_int_equal(plot_read_metrics(dir, &s, &err), -1);
+    assert_non_null(strstr(err.msg, "metrics.csv: too large (134217729 bytes"));
+    dir = make_run("many", HEADER8 "\n");
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    f = fopen(path, "a");
+    assert_non_null(f);
+    for (int e = 1; e <= PLOT_METRICS_MAX_ROWS + 1; e++)
+        fprintf(f, "%d,0,1,0,0,0,1,1\n", e);
+    fclose(f);
+    assert_int_equal(plot_read_metrics(dir, &s, &err), -1);
+    assert_non_null(strstr(err.msg, "metrics.csv:1000002: more than 1000000 epochs"));
+}
+
 static void test_svg_errors(void **state)
 {
     (void)state;
@@ -272,6 +354,9 @@ int main(void)
         cmocka_unit_test(test_svg_one_run),
         cmocka_unit_test(test_svg_runs_and_escaping),
         cmocka_unit_test(test_svg_errors),
+        cmocka_unit_test(test_svg_xml_characters),
+        cmocka_unit_test(test_read_limits),
+        cmocka_unit_test(test_svg_extreme_costs),
     };
     return cmocka_run_group_tests(tests, make_tmp, remove_tmp);
 }

@@ -8,6 +8,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <sanitizer/allocator_interface.h>
+
 #include "team.h"
 
 /* glibc's implementation, which sysconf below forwards to. */
@@ -22,6 +24,48 @@ long sysconf(int name)
         return page > 0 ? FUZZ_PHYS_BYTES / page : -1;
     }
     return __sysconf(name);
+}
+
+/* Bytes held since fuzz_mem_reset (a free of older memory gives no credit) and the peak. */
+static long long mem_live, mem_peak;
+
+static void on_malloc(const volatile void *p, size_t n)
+{
+    (void)p;
+    mem_live += (long long)n;
+    if (mem_live > mem_peak)
+        mem_peak = mem_live;
+}
+
+static void on_free(const volatile void *p)
+{
+    if (p)
+        mem_live -= (long long)__sanitizer_get_allocated_size(p);
+    if (mem_live < 0)
+        mem_live = 0;
+}
+
+void fuzz_mem_reset(void)
+{
+    static int hooked;
+    if (!hooked && __sanitizer_install_malloc_and_free_hooks(on_malloc, on_free) == 0) {
+        fprintf(stderr, "fuzz_mem_reset: cannot install the malloc hooks\n");
+        abort();
+    }
+    hooked = 1;
+    mem_live = mem_peak = 0;
+}
+
+size_t fuzz_mem_peak(void) { return (size_t)mem_peak; }
+
+void fuzz_check_refusal_memory(size_t n, const char *what)
+{
+    size_t limit = (size_t)FUZZ_REFUSAL_BASE + (size_t)FUZZ_REFUSAL_PER_BYTE * n;
+    if (fuzz_mem_peak() > limit) {
+        fprintf(stderr, "%s refused an input of %zu bytes after holding %zu bytes at once "
+                "(at most %zu)\n", what, n, fuzz_mem_peak(), limit);
+        abort();
+    }
 }
 
 void fuzz_file_open(fuzz_file *f, const char *name)

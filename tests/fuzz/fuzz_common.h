@@ -25,6 +25,20 @@ void fuzz_file_open(fuzz_file *f, const char *name);
 /* Replaces the file's content with data[0..n). */
 void fuzz_file_set(fuzz_file *f, const void *data, size_t n);
 
+/* The memory the code under test holds: fuzz_mem_reset() starts counting (the sanitizer's
+ * malloc and free hooks, installed on the first call), fuzz_mem_peak() is the most bytes held
+ * at once since. */
+void fuzz_mem_reset(void);
+size_t fuzz_mem_peak(void);
+
+/* What refusing an input may cost (issue 12, class 3): memory must follow what a file holds,
+ * not what its headers claim, so a refused input of n bytes may have held at most
+ * FUZZ_REFUSAL_BASE + FUZZ_REFUSAL_PER_BYTE * n bytes since fuzz_mem_reset(); more aborts
+ * (a finding), naming what refused it. */
+#define FUZZ_REFUSAL_BASE (1L << 20)
+#define FUZZ_REFUSAL_PER_BYTE 256
+void fuzz_check_refusal_memory(size_t n, const char *what);
+
 /* Runs one forward and backward pass of B samples on a built network when its arenas are
  * small enough to keep the harness fast, with fixed inputs and labels: the kernels must
  * accept every shape that setup accepted. init: draw the parameters first (else the

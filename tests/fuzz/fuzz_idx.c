@@ -1,6 +1,7 @@
 /* fuzz_idx.c - libFuzzer harness: mnist_load on an image file and a label file, raw or gzip.
  * Input: a 4-byte little-endian length L, then the image file (min(L, rest) bytes), then the
- * label file (what remains). Both are written to memfds and loaded by path. */
+ * label file (what remains). Both are written to memfds and loaded by path. A refused pair
+ * may have cost only what fuzz_check_refusal_memory allows (issue 12, class 3). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +30,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     mnist_set set;
     lo_error err = {{0}};
+    fuzz_mem_reset();
     if (mnist_load(&set, images.path, labels.path, &err) != 0) {
         if (!err.msg[0] || set.pixels || set.labels || set.count)
             abort();
+        fuzz_check_refusal_memory(size, "mnist_load");
         return 0;
     }
     if (set.count < 1 || set.rows < 1 || set.cols < 1 || !set.pixels || !set.labels)

@@ -1,7 +1,9 @@
 /* make_corpus.c - writes the generated part of the fuzz seed corpora, with the project's own
- * writers: small checkpoints (ckpt_save of tiny networks), safetensors files (st_save) and
- * framed IDX pairs (see fuzz_idx.c), raw and gzip. The files are committed under
- * tests/fuzz/<target>/corpus; this program documents where they came from.
+ * writers: small checkpoints (ckpt_save of tiny networks; with the training state, at the end
+ * of an epoch and in the middle of one), safetensors files (st_save), framed IDX pairs (see
+ * fuzz_idx.c), raw and gzip, and framed metrics.csv files (see fuzz_metrics.c). The files
+ * are committed under tests/fuzz/<target>/corpus; this program documents where they came
+ * from.
  * Usage: make_corpus DIR   (DIR: tests/fuzz; writes DIR/<target>/corpus/gen-*) */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -70,8 +72,39 @@ static void checkpoint(const char *name, const char *text, const char *tmp)
     write_file("checkpoint", name, data, len);
     write_file("safetensors", name, data, len);
     free(data);
+    /* With the training state resume reads: after epoch 2, and after 3 batches of epoch 3. */
+    float *velocity = cfg.train.momentum > 0 ? calloc(n.n_params, sizeof(float)) : NULL;
+    for (size_t i = 0; velocity && i < n.n_params; i++)
+        velocity[i] = (float)(i % 7) * 0.01f;
+    ckpt_info history[2] = {{1, 0.1, 3.5, 4, 10, 2, 4, 0}, {2, 0.05, 2.5, 3, 10, 1, 4, 0}};
+    ckpt_state st = {{1, 2, 3, 0xfedcba9876543210ull}, velocity, 2, history};
+    const char *suffix[2] = {"-state-epoch.safetensors", "-state-mid.safetensors"};
+    ckpt_info at[2] = {history[1], {.epoch = 3, .lr = 0.05, .cost = 0.75, .batch = 3}};
+    for (int k = 0; k < 2; k++) {
+        char state_name[256];
+        snprintf(state_name, sizeof state_name, "%.*s%s", (int)(strlen(name) - 12), name,
+                 suffix[k]);
+        if (ckpt_save_state(tmp, &n, &cfg, &at[k], &st, &err) != 0)
+            die(state_name, &err);
+        data = read_all(tmp, &len);
+        write_file("checkpoint", state_name, data, len);
+        free(data);
+    }
+    free(velocity);
     net_free(&n);
     config_free(&cfg);
+}
+
+/* A framed metrics.csv (fuzz_metrics.c): a byte with the name's length, the name, the file. */
+static void metrics(const char *file, const char *name, const char *text)
+{
+    size_t n = strlen(name), m = strlen(text);
+    unsigned char *all = malloc(1 + n + m);
+    all[0] = (unsigned char)n;
+    memcpy(all + 1, name, n);
+    memcpy(all + 1 + n, text, m);
+    write_file("metrics", file, all, 1 + n + m);
+    free(all);
 }
 
 static void safetensors(const char *name, const st_tensor *t, int n_t, const st_meta *m,
@@ -111,18 +144,19 @@ static void put_be32(unsigned char *p, unsigned v)
     p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
 }
 
-/* One framed IDX pair: 4-byte little-endian image-file length, image file, label file. */
-static void idx_pair(const char *name, int count, int rows, int cols, int gz_images,
-                     int gz_labels)
+/* One framed IDX pair: 4-byte little-endian image-file length, image file, label file (with
+ * label_count labels); pixels a pattern, or zeros. */
+static void idx_pair_labels(const char *name, int count, int rows, int cols, int gz_images,
+                            int gz_labels, int label_count, int zeros)
 {
-    size_t n_img = 16 + (size_t)count * rows * cols, n_lab = 8 + (size_t)count;
+    size_t n_img = 16 + (size_t)count * rows * cols, n_lab = 8 + (size_t)label_count;
     unsigned char *img = malloc(n_img), *lab = malloc(n_lab);
     put_be32(img, 0x803), put_be32(img + 4, (unsigned)count);
     put_be32(img + 8, (unsigned)rows), put_be32(img + 12, (unsigned)cols);
     for (size_t i = 16; i < n_img; i++)
-        img[i] = (unsigned char)(i * 29 % 256);
-    put_be32(lab, 0x801), put_be32(lab + 4, (unsigned)count);
-    for (int i = 0; i < count; i++)
+        img[i] = zeros ? 0 : (unsigned char)(i * 29 % 256);
+    put_be32(lab, 0x801), put_be32(lab + 4, (unsigned)label_count);
+    for (int i = 0; i < label_count; i++)
         lab[8 + i] = (unsigned char)(i * 7 % 10);
     if (gz_images) {
         unsigned char *z = gzip(img, n_img, &n_img);
@@ -143,6 +177,54 @@ static void idx_pair(const char *name, int count, int rows, int cols, int gz_ima
     free(all);
     free(img);
     free(lab);
+}
+
+static void idx_pair(const char *name, int count, int rows, int cols, int gz_images,
+                     int gz_labels)
+{
+    idx_pair_labels(name, count, rows, cols, gz_images, gz_labels, count, 0);
+}
+
+/* The checkpoint corpus/name with its stored config's "units = 10" made "units = 2000000"
+ * and no checksum: a small file declaring a layer of 32 million weights, whose tensors do
+ * not match (issue 12: refused before any arena). */
+static void huge_layer(const char *from, const char *name, const char *tmp)
+{
+    char path[4096];
+    st_file f;
+    lo_error err = {{0}};
+    snprintf(path, sizeof path, "%s/checkpoint/corpus/%s", dir, from);
+    if (st_load(path, &f, &err) != 0)
+        die(path, &err);
+    st_meta meta[32];
+    st_tensor t[32];
+    int n_meta = 0;
+    char *config = NULL;
+    for (int i = 0; i < f.n_meta && n_meta < 32; i++) {
+        if (strcmp(f.meta[i].key, "checksum") == 0)
+            continue;
+        meta[n_meta] = f.meta[i];
+        const char *units = strstr(f.meta[i].value, "units = 10\n");
+        if (strcmp(f.meta[i].key, "config") == 0 && units) {
+            config = malloc(strlen(f.meta[i].value) + 16);
+            sprintf(config, "%.*sunits = 2000000\n%s", (int)(units - f.meta[i].value),
+                    f.meta[i].value, units + strlen("units = 10\n"));
+            meta[n_meta].value = config;
+        }
+        n_meta++;
+    }
+    if (!config)
+        die(name, NULL);
+    for (int i = 0; i < f.n_tensors && i < 32; i++)
+        t[i] = f.tensors[i];
+    if (st_save(tmp, t, f.n_tensors, meta, n_meta, &err) != 0)
+        die(name, &err);
+    size_t len;
+    void *data = read_all(tmp, &len);
+    write_file("checkpoint", name, data, len);
+    free(data);
+    free(config);
+    st_free(&f);
 }
 
 int main(int argc, char **argv)
@@ -187,11 +269,24 @@ int main(int argc, char **argv)
         {.name = "b", .ndim = 1, .shape = {3}, .count = 3, .data = data + 5},
     };
     safetensors("gen-edge-shapes.safetensors", edge, 4, NULL, 0, tmp);
+    huge_layer("gen-conv-relu-max-dense.safetensors", "gen-huge-layer.safetensors", tmp);
     remove(tmp);
+
+    metrics("gen-six-columns", "lenet5",
+            "epoch,lr,cost,train_errors,test_errors,seconds\n"
+            "1,0.05,9488.7,1007,181,2.9\n2,0.05,4123.7,642,134,2.8\n3,0.02,1696.1,306,85,2.8\n");
+    metrics("gen-eight-columns", "run-\xc3\xa9\xe2\x82\xac",
+            "epoch,lr,cost,train_errors,test_errors,seconds,train_count,test_count\n"
+            "1,0.1,12.5,3,2,0.013,60,20\n2,0.1,8.25,1,0,0.011,60,20\n\n"
+            "4,0.01,0,0,1,0.010,60,20\n");
+    metrics("gen-odd-name", "x\xed\xa0\x80\xef\xbf\xbe<&>\x01",
+            "epoch,lr,cost,train_errors,test_errors,seconds\r\n1,1e-3,1e300,0,0,0\r\n");
 
     idx_pair("gen-raw-raw", 3, 4, 4, 0, 0);
     idx_pair("gen-gz-gz", 3, 4, 4, 1, 1);
     idx_pair("gen-raw-gz", 2, 5, 3, 0, 1);
     idx_pair("gen-gz-raw", 1, 28, 28, 1, 0);
+    /* 12.8 MB of gzip images in 13 KB, against 3 labels: the counts are compared first */
+    idx_pair_labels("gen-count-mismatch-gz", 200000, 8, 8, 1, 0, 3, 1);
     return 0;
 }
