@@ -219,10 +219,18 @@ static void im2col_t(const conv_geom *g, const float *xp, int p0, int np, float 
                     const __m512 v1 = _mm512_maskz_loadu_ps(
                         (__mmask16)(need <= 16 ? 0u : (1u << (need - 16)) - 1u), src + 16);
                     float *dst = colT + (size_t)q * pitch + t0;
-                    for (int i = 0; i < m; i++, dst += pitch)
-                        _mm512_storeu_ps(dst, _mm512_permutex2var_ps(
-                                                  v0, _mm512_add_epi32(iota, _mm512_set1_epi32(i)),
-                                                  v1));
+                    if (KW <= 8) /* half a vector: fewer stores split across cache lines */
+                        for (int i = 0; i < m; i++, dst += pitch)
+                            _mm256_storeu_ps(dst, _mm512_castps512_ps256(_mm512_permutex2var_ps(
+                                                      v0,
+                                                      _mm512_add_epi32(iota, _mm512_set1_epi32(i)),
+                                                      v1)));
+                    else
+                        for (int i = 0; i < m; i++, dst += pitch)
+                            _mm512_storeu_ps(dst, _mm512_permutex2var_ps(
+                                                      v0,
+                                                      _mm512_add_epi32(iota, _mm512_set1_epi32(i)),
+                                                      v1));
                     q += m;
                     ox += m;
                     if (ox == OW) {
