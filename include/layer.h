@@ -165,6 +165,27 @@ typedef struct dense_settings {
     int units;
 } dense_settings;
 
+/* batchnorm: PyTorch's BatchNorm momentum (weight of the new batch in the running
+ * statistics) and eps (added to the variance). */
+typedef struct batchnorm_settings {
+    double momentum, eps;
+} batchnorm_settings;
+
+/* dropout: the probability that an element is zeroed. */
+typedef struct dropout_settings {
+    double rate;
+} dropout_settings;
+
+/* leaky_relu: the slope for negative inputs. */
+typedef struct leaky_settings {
+    double slope;
+} leaky_settings;
+
+/* softmax_xent: PyTorch's CrossEntropyLoss label_smoothing. */
+typedef struct xent_settings {
+    double smoothing;
+} xent_settings;
+
 struct layer {
     const layer_ops *ops;
     char name[64]; /* unique in the network; tensors are saved as "<name>.weight" */
@@ -177,6 +198,10 @@ struct layer {
         conv_settings conv;
         pool_settings pool;
         dense_settings dense;
+        batchnorm_settings bn;
+        dropout_settings dropout;
+        leaky_settings leaky;
+        xent_settings xent;
     } u;
 
     /* Parameters (set by setup; zero for kinds without). weight_shape has weight_ndim

@@ -46,6 +46,46 @@ static const char *small_net =
     "  { type = \"softmax_xent\"; } );\n"
     "train = { epochs = 1; batch_size = 3; schedule = ( { epochs = 1; lr = 0.1; } ); };\n";
 
+/* The toolkit's kinds on the same input: batchnorm per channel (a relu fused into it) and
+ * per unit, leaky_relu, dropout, label smoothing. */
+static const char *toolkit_net =
+    "name = \"toolkit\";\n"
+    "layers = ( { type = \"conv\"; name = \"a\"; filters = 3; kernel = 3; pad = 1; },\n"
+    "  { type = \"batchnorm\"; name = \"bn1\"; },\n"
+    "  { type = \"relu\"; },\n"
+    "  { type = \"maxpool\"; size = 2; },\n"
+    "  { type = \"conv\"; name = \"b\"; filters = 4; kernel = 2; },\n"
+    "  { type = \"batchnorm\"; name = \"bn2\"; momentum = 0.3; eps = 1e-3; },\n"
+    "  { type = \"leaky_relu\"; slope = 0.1; },\n"
+    "  { type = \"dropout\"; rate = 0.2; },\n"
+    "  { type = \"dense\"; name = \"c\"; units = 6; },\n"
+    "  { type = \"batchnorm\"; name = \"bn3\"; },\n"
+    "  { type = \"tanh\"; },\n"
+    "  { type = \"dense\"; name = \"d\"; units = 5; },\n"
+    "  { type = \"softmax_xent\"; label_smoothing = 0.1; } );\n"
+    "train = { epochs = 1; batch_size = 3; schedule = ( { epochs = 1; lr = 0.1; } ); };\n";
+
+/* The same kinds with smooth activations only, for the finite differences (a step across a
+ * relu kink, of which batchnorm's unit-scale outputs have many, is not a derivative); no
+ * batchnorm right after a conv or dense layer, whose bias would have a zero gradient (only
+ * the forward's rounding noise to compare it with). */
+static const char *toolkit_smooth =
+    "name = \"toolkit_smooth\";\n"
+    "layers = ( { type = \"conv\"; name = \"a\"; filters = 3; kernel = 3; pad = 1; },\n"
+    "  { type = \"tanh\"; },\n"
+    "  { type = \"batchnorm\"; name = \"bn1\"; },\n"
+    "  { type = \"avgpool\"; size = 2; },\n"
+    "  { type = \"conv\"; name = \"b\"; filters = 4; kernel = 2; },\n"
+    "  { type = \"sigmoid\"; },\n"
+    "  { type = \"batchnorm\"; name = \"bn2\"; momentum = 0.3; eps = 1e-3; },\n"
+    "  { type = \"dropout\"; rate = 0.2; },\n"
+    "  { type = \"dense\"; name = \"c\"; units = 6; },\n"
+    "  { type = \"tanh\"; },\n"
+    "  { type = \"batchnorm\"; name = \"bn3\"; },\n"
+    "  { type = \"dense\"; name = \"d\"; units = 5; },\n"
+    "  { type = \"softmax_xent\"; label_smoothing = 0.1; } );\n"
+    "train = { epochs = 1; batch_size = 3; schedule = ( { epochs = 1; lr = 0.1; } ); };\n";
+
 /* A conv net with a stand-in layer ("probe", a relu in the config) that the tests replace by
  * one of the test kinds below. */
 static const char *probe_net =
@@ -463,6 +503,9 @@ static void test_whole_network_gradient(void **state)
     load_config(&cfg, small_net);
     check_network_gradient(&cfg, (shape3){1, 11, 13}, 3, labels);
     config_free(&cfg);
+    load_config(&cfg, toolkit_smooth);
+    check_network_gradient(&cfg, (shape3){1, 11, 13}, 6, labels);
+    config_free(&cfg);
     const layer_ops *kinds[] = {&naive_ops, &rows_ops, &sample_ops, &bstat_ops};
     for (int k = 0; k < 4; k++) {
         load_config(&cfg, probe_net);
@@ -505,10 +548,14 @@ static float *train_steps(const run_config *cfg, shape3 in, int B, int threads, 
             }
         }
     }
-    float *copy = malloc(n.n_params * sizeof(float));
+    /* the parameters, then the layers' state (batchnorm's running statistics) */
+    const size_t state = n.state_arena.used;
+    float *copy = malloc((n.n_params + state + 1) * sizeof(float));
     assert_non_null(copy);
     memcpy(copy, n.params, n.n_params * sizeof(float));
-    *count = n.n_params;
+    if (state)
+        memcpy(copy + n.n_params, n.state_arena.base, state * sizeof(float));
+    *count = n.n_params + state;
     net_free(&n);
     return copy;
 }
@@ -527,7 +574,7 @@ static void expect_thread_identity(const run_config *cfg, shape3 in, int B)
     net n;
     build(&n, cfg, in, B);
     net_init_params(&n, &cfg->init, 42);
-    assert_true(memcmp(n.params, one, n1 * sizeof(float)) != 0);
+    assert_true(memcmp(n.params, one, n.n_params * sizeof(float)) != 0);
     net_free(&n);
     free(one);
     set_threads(team_max());
@@ -543,6 +590,10 @@ static void test_threads_bitwise_identical(void **state)
     config_free(&cfg);
     load_config(&cfg, small_net);
     expect_thread_identity(&cfg, (shape3){1, 11, 13}, 7);
+    config_free(&cfg);
+    load_config(&cfg, toolkit_net); /* the running statistics too */
+    expect_thread_identity(&cfg, (shape3){1, 11, 13}, 7);
+    expect_thread_identity(&cfg, (shape3){1, 11, 13}, 16);
     config_free(&cfg);
 }
 
@@ -667,21 +718,26 @@ static float *unfused_forward(const net *n, const float *input, int B)
 static void test_forward_paths_same_bits(void **state)
 {
     (void)state;
-    for (int which = 0; which < 2; which++) {
+    for (int which = 0; which < 3; which++) {
         run_config cfg;
         net n;
         const int B = 37;
         if (which == 0)
             load_config(&cfg, small_net);
-        else
+        else if (which == 1)
             load_lenet(&cfg);
-        shape3 in = which == 0 ? (shape3){1, 11, 13} : (shape3){1, 32, 32};
+        else
+            load_config(&cfg, toolkit_net);
+        shape3 in = which != 1 ? (shape3){1, 11, 13} : (shape3){1, 32, 32};
         build(&n, &cfg, in, B);
         net_init_params(&n, &cfg.init, 8);
+        for (int i = 0; i < n.n_layers; i++) /* running statistics other than 0 and 1 */
+            for (size_t k = 0; k < net_state_floats(&n.layers[i]); k++)
+                n.layers[i].state[k] = (float)(0.5 + 0.25 * (double)(k % 3));
         int fused = 0;
         for (int i = 0; i < n.n_layers; i++)
             fused += n.layers[i].relu_fused;
-        assert_int_equal(fused, which == 0 ? 1 : 4);
+        assert_int_equal(fused, which == 1 ? 4 : 1);
         const size_t n_in = (size_t)B * shape3_size(in), n_out = (size_t)B * net_classes(&n);
         float *input = malloc(n_in * sizeof *input);
         assert_non_null(input);
