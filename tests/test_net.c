@@ -772,7 +772,7 @@ static void test_checkpoint_round_trip(void **state)
     net n, n2;
     lo_error err;
     char path[4200];
-    ckpt_info info = {7, 0.02, 123.5, 11, 600, 3, 100, 0}, info2;
+    ckpt_info info = {7, 0.02, 123.5, 11, 600, 3, 100, 0, 0, 0}, info2;
     load_config(&cfg, small_net);
     build(&n, &cfg, (shape3){1, 11, 13}, 3);
     net_init_params(&n, &cfg.init, 9);
@@ -847,9 +847,10 @@ static void test_checkpoint_training_state(void **state)
     float *velocity = calloc(n.n_params, sizeof(float));
     assert_non_null(velocity);
     random_fill(velocity, n.n_params, 4);
-    ckpt_info history[2] = {{1, 0.1, 50.25, 9, 600, 4, 100, 0},
-                            {2, 0.05, 1.0 / 3.0, 7, 600, 2, 100, 0}};
-    ckpt_state st = {{0x0123456789abcdefull, 1, 0xffffffffffffffffull, 42}, velocity, 2, history};
+    ckpt_info history[2] = {{1, 0.1, 50.25, 9, 600, 4, 100, 0, 0, 0},
+                            {2, 0.05, 1.0 / 3.0, 7, 600, 2, 100, 0, 0, 0}};
+    ckpt_state st = {{0x0123456789abcdefull, 1, 0xffffffffffffffffull, 42}, velocity, 2, history,
+                     NULL, NULL, 0};
     ckpt_info info = {.epoch = 3, .lr = 0.025, .cost = 0.1 + 0.2, .batch = 17};
     temp_path(path, sizeof path, "state.safetensors");
     assert_int_equal(ckpt_save_state(path, &n, &cfg, &info, &st, &err), 0);
@@ -954,6 +955,101 @@ static void test_checkpoint_training_state(void **state)
     config_free(&cfg);
 }
 
+/* The toolkit's state in checkpoints: batchnorm's running statistics (both loaders), Adam's
+ * moments and step count, the validation results in the history; each required. */
+static void test_checkpoint_toolkit_state(void **state)
+{
+    (void)state;
+    run_config cfg, cfg2;
+    net n, n2, fresh;
+    lo_error err;
+    char path[4200], *text = NULL;
+    load_config(&cfg, toolkit_net);
+    build(&n, &cfg, (shape3){1, 11, 13}, 3);
+    net_init_params(&n, &cfg.init, 9);
+    for (int i = 0; i < n.n_layers; i++) /* running statistics (not the arena's padding) */
+        random_fill(n.layers[i].state, net_state_floats(&n.layers[i]), 5 + (uint64_t)i);
+    float *m = calloc(n.n_params, sizeof(float)), *v = calloc(n.n_params, sizeof(float));
+    assert_non_null(m);
+    assert_non_null(v);
+    random_fill(m, n.n_params, 6);
+    random_fill(v, n.n_params, 7);
+    ckpt_info history[2] = {{1, 0.1, 50.25, 9, 600, 4, 100, 0, 17, 50},
+                            {2, 0.05, 20.5, 7, 600, 2, 100, 0, 12, 50}};
+    ckpt_state st = {.shuffle = {1, 2, 3, 4}, .n_history = 2, .history = history, .exp_avg = m,
+                     .exp_avg_sq = v, .opt_step = 123456789012ull};
+    temp_path(path, sizeof path, "toolkit.safetensors");
+    assert_int_equal(ckpt_save_state(path, &n, &cfg, &history[1], &st, &err), 0);
+
+    build(&fresh, &cfg, (shape3){1, 11, 13}, 3);
+    float *m2 = calloc(fresh.n_params, sizeof(float)), *v2 = calloc(fresh.n_params, sizeof(float));
+    ckpt_state st2 = {.exp_avg = m2, .exp_avg_sq = v2};
+    ckpt_info info2;
+    assert_int_equal(ckpt_load_state(path, &fresh, &info2, &st2, &text, &err), 0);
+    assert_memory_equal(fresh.state_arena.base, n.state_arena.base,
+                        n.state_arena.used * sizeof(float));
+    assert_true(n.state_arena.used >= 3 * 16); /* three batchnorm layers */
+    for (int i = 0; i < n.n_layers; i++) {
+        const layer *a = &n.layers[i];
+        if (a->n_weight) {
+            const size_t at = (size_t)(a->weight - n.params);
+            assert_memory_equal(m + at, m2 + at, a->n_weight * sizeof(float));
+            assert_memory_equal(v + at, v2 + at, a->n_weight * sizeof(float));
+        }
+    }
+    assert_true(st2.opt_step == 123456789012ull);
+    assert_int_equal(info2.val_errors, 12);
+    assert_int_equal(info2.val_count, 50);
+    assert_int_equal(st2.history[0].val_errors, 17);
+    assert_int_equal(st2.history[1].val_count, 50);
+    free(st2.history);
+    free(text);
+
+    /* the plain loader (test, info, predict) restores the running statistics too */
+    assert_int_equal(ckpt_load(path, &cfg2, &n2, &info2, 4, &err), 0);
+    assert_memory_equal(n2.state_arena.base, n.state_arena.base,
+                        n.state_arena.used * sizeof(float));
+    net_free(&n2);
+    config_free(&cfg2);
+
+    /* without a running statistic, or without Adam's moments for a resumed Adam run: refused */
+    st_file f;
+    assert_int_equal(st_load(path, &f, &err), 0);
+    st_tensor t[128];
+    st_meta meta[32];
+    assert_true(f.n_tensors <= 128 && f.n_meta <= 32);
+    for (int i = 0; i < f.n_meta; i++)
+        meta[i] = f.meta[i];
+    const char *drop[2] = {"bn2.running_var", "__optimizer__.b.weight.exp_avg_sq"};
+    for (int k = 0; k < 2; k++) {
+        int nt = 0;
+        for (int i = 0; i < f.n_tensors; i++)
+            if (strcmp(f.tensors[i].name, drop[k]) != 0)
+                t[nt++] = f.tensors[i];
+        assert_int_equal(nt, f.n_tensors - 1);
+        assert_int_equal(st_save(path, t, nt, meta, f.n_meta, &err), 0);
+        assert_int_equal(ckpt_load_state(path, &fresh, &info2, &st2, &text, &err), -1);
+        assert_non_null(strstr(err.msg, drop[k]));
+        assert_non_null(strstr(err.msg, "is missing"));
+        /* the plain loader needs the state, not the optimiser's tensors */
+        int rc = ckpt_load(path, &cfg2, &n2, &info2, 4, &err);
+        assert_int_equal(rc, k == 0 ? -1 : 0);
+        if (rc == 0) {
+            net_free(&n2);
+            config_free(&cfg2);
+        }
+    }
+    st_free(&f);
+    unlink(path);
+    free(m);
+    free(v);
+    free(m2);
+    free(v2);
+    net_free(&fresh);
+    net_free(&n);
+    config_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -966,6 +1062,7 @@ int main(void)
         cmocka_unit_test(test_forward_paths_same_bits),
         cmocka_unit_test(test_checkpoint_round_trip),
         cmocka_unit_test(test_checkpoint_training_state),
+        cmocka_unit_test(test_checkpoint_toolkit_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
