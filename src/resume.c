@@ -123,13 +123,14 @@ int resume_restore(run *r, int *complete, lo_error *err)
         return 0;
     }
     ckpt_info info;
-    ckpt_state st = {.velocity = r->velocity};
+    ckpt_state st = {.velocity = r->velocity, .exp_avg = r->exp_avg,
+                     .exp_avg_sq = r->exp_avg_sq};
     char *stored = NULL;
     if (ckpt_load_state(newest, &r->n, &info, &st, &stored, err) < 0)
         return -1;
     int rc = same_config(cfg, stored, newest, err);
     free(stored);
-    long batches = (r->train.count + cfg->train.batch_size - 1) / cfg->train.batch_size;
+    long batches = (r->n_train + cfg->train.batch_size - 1) / cfg->train.batch_size;
     if (rc == 0 && strcmp(newest, path) != 0 &&
         (info.epoch != newest_epoch || info.batch != 0))
         rc = lo_fail(err, "%s: its metadata says epoch %d, batch %d", newest, info.epoch,
@@ -141,17 +142,15 @@ int resume_restore(run *r, int *complete, lo_error *err)
         report_printf(&r->log, "resume: %s is past epoch %d: nothing to train\n", newest,
                       cfg->train.epochs);
     } else if (rc == 0) {
-        for (int e = 0; e < st.n_history; e++) {
+        for (int e = 0; e < st.n_history; e++)
             r->history[e] = st.history[e];
-            if (r->best_epoch == 0 || st.history[e].test_errors <
-                                          r->history[r->best_epoch - 1].test_errors)
-                r->best_epoch = e + 1;
-        }
+        r->best_epoch = train_best_epoch(r->history, st.n_history);
         r->epochs_done = st.n_history;
+        r->opt_step = st.opt_step;
         run_dir_read_seconds(cfg->output_dir, r->history, st.n_history, r->seconds);
         /* Epochs 1..info.epoch were shuffled: replay them from the identity. */
         for (int e = 0; e < info.epoch; e++)
-            rng_shuffle(&r->shuffle, r->order, (uint32_t)r->train.count);
+            rng_shuffle(&r->shuffle, r->order, (uint32_t)r->n_train);
         if (memcmp(r->shuffle.s, st.shuffle, sizeof st.shuffle) != 0)
             rc = lo_fail(err, "%s: the shuffle of the training set does not replay as stored "
                          "(were the training images changed?)", newest);

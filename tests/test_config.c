@@ -19,6 +19,7 @@
 
 #include "config.h"
 #include "net.h"
+#include "train.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
@@ -695,7 +696,8 @@ static void test_string_ok(void **state)
 /* ---- the bad config files ---------------------------------------------------------------- */
 
 /* One bad file: the line the message must name (0: none, "file: ..."), whether the problem
- * shows only when the network is built on 1x32x32 input, and words the message must hold. */
+ * shows only when the network is built on 1x32x32 input (1) or when the data comes, a training
+ * set of 40 images (2), and words the message must hold. */
 typedef struct bad_case {
     const char *file;
     int line;
@@ -751,6 +753,8 @@ static const bad_case bad_cases[] = {
     {"bad_augment_key.cfg", 6, 0,
      {"unknown key 'rotation' in data.augment", "(known keys: shift, rotate, scale"}},
     {"bad_augment_scale.cfg", 4, 0, {"'scale' must be below 1, got 1"}},
+    {"bad_validation_size.cfg", 4, 2,
+     {"'validation' must be smaller than the training set (40 images", "got 40"}},
 };
 
 #define N_BAD_CASES (sizeof bad_cases / sizeof bad_cases[0])
@@ -762,7 +766,14 @@ static void test_bad_file(void **state)
     run_config cfg;
     lo_error err = {{0}};
     int rc = config_load_file(&cfg, path, NULL, 0, &err);
-    if (c->at_build) {
+    if (c->at_build == 2) {
+        /* the file parses; the data refuses it */
+        if (rc != 0)
+            print_error("%s: expected to parse, got: %s\n", c->file, err.msg);
+        assert_int_equal(rc, 0);
+        rc = train_check_validation(&cfg, 40, &err);
+        config_free(&cfg);
+    } else if (c->at_build) {
         /* the file parses; building the network refuses it */
         if (rc != 0)
             print_error("%s: expected to parse, got: %s\n", c->file, err.msg);
