@@ -170,10 +170,10 @@ static void tl_backward(layer *l, const float *in, const float *out, const float
 {
     const pass_ctx p = tl_pass(B);
     const layer_split g = l->n_weight + l->n_bias ? tl_split(l, LAYER_GRAD) : LAYER_WHOLE;
-    if (g == LAYER_WHOLE) {
+    if (g == LAYER_WHOLE && l->n_weight) /* (layers set up by hand have no buffers) */
         memset(l->dweight, 0, l->n_weight * sizeof(float));
+    if (g == LAYER_WHOLE && l->n_bias)
         memset(l->dbias, 0, l->n_bias * sizeof(float));
-    }
     const int first = g == LAYER_BY_SAMPLE && l->ops->grad_first;
     if (first) /* backward reads the finished gradient */
         tl_grad_samples(l, &p, in, out, dout, B);
