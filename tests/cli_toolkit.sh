@@ -26,8 +26,9 @@ results() { cut -d, -f1-5,7- "$1/metrics.csv"; } # metrics.csv without the secon
 wait_for() { for _ in $(seq 600); do [ -e "$1" ] && return 0; sleep 0.1; done; return 1; }
 
 "$make_idx" "$tmp" 4000 300 11 > /dev/null
-# toolkit_config FILE NAME PATIENCE SCHEDULE
+# toolkit_config FILE NAME PATIENCE SCHEDULE [OPTIMIZER]
 toolkit_config() {
+    local opt=${5:-'optimizer = "adamw"; weight_decay = 0.01; beta1 = 0.85;'}
     cat > "$1" <<CFG
 name = "$2";
 seed = 5;
@@ -49,8 +50,7 @@ layers = ( { type = "conv"; name = "C1"; filters = 6; kernel = 5; stride = 2; },
            { type = "dropout"; rate = 0.3; },
            { type = "dense"; name = "OUT"; units = 10; },
            { type = "softmax_xent"; label_smoothing = 0.1; } );
-train = { epochs = 3; batch_size = 13; optimizer = "adamw"; weight_decay = 0.01;
-          beta1 = 0.85; patience = $3;
+train = { epochs = 3; batch_size = 13; $opt patience = $3;
           schedule = ( $4 ); };
 CFG
 }
@@ -104,6 +104,30 @@ check "SIGINT + resume: the same metrics.csv (but timings)" \
     test "$(results "$run")" = "$(results "$tmp/ref")"
 check "SIGINT + resume: the same best link" \
     test "$(readlink "$run/best.safetensors")" = "$(readlink "$tmp/ref/best.safetensors")"
+
+# The same with SGD and Nesterov momentum (its velocity travels in the checkpoint): stopped
+# at 1 thread, resumed at 4, against the run left alone at 2.
+toolkit_config "$tmp/nesterov.cfg" nesterov 5 '{ epochs = 1; lr = 0.001; end_lr = 0.02; curve = "linear"; },
+                       { epochs = 2; lr = 0.02; end_lr = 0.0; curve = "cosine"; }' \
+    'optimizer = "sgd"; momentum = 0.9; nesterov = true; weight_decay = 0.0005;'
+rm -rf "$run"
+OMP_NUM_THREADS=2 "$bin" --output "$run" "$tmp/nesterov.cfg" > /dev/null
+mv "$run" "$tmp/nref"
+for attempt in 1 2 3 4 5; do
+    rm -rf "$run"
+    OMP_NUM_THREADS=1 "$bin" --output "$run" "$tmp/nesterov.cfg" > "$tmp/nint.out" 2>&1 &
+    pid=$!
+    wait_for "$run/epoch-01.safetensors"
+    sleep 0.$((RANDOM % 3 + 1))
+    kill -INT $pid || true
+    wait $pid || true
+    grep -q '^lenet-omp: SIGINT: stopped in epoch' "$tmp/nint.out" && break
+done
+OMP_NUM_THREADS=4 "$bin" resume "$run" > /dev/null
+check "Nesterov SGD: SIGINT at 1 thread + resume at 4: identical checkpoints" \
+    same_run "$tmp/nref" "$run"
+check "... with the velocity in them" \
+    grep -q '__optimizer__.C1.weight.velocity' "$tmp/nref/epoch-03.safetensors"
 
 # Patience: a rate too small to change any weight and running statistics that do not move
 # (batchnorm momentum 0) give no better validation error after epoch 1, so patience 1 stops
