@@ -178,9 +178,15 @@ static void bn_grad_sample(const layer *l, const pass_ctx *p, const float *in, c
         const float *x = in + ((size_t)n * C + c) * plane;
         const float *d = dout + ((size_t)n * C + c) * plane;
         float aw[KU_LANES] = {0}, ab[KU_LANES] = {0};
-        for (size_t i = 0; i < plane; i++) {
-            aw[i % KU_LANES] = ku_fma(aw[i % KU_LANES], d[i], (x[i] - mean) * inv);
-            ab[i % KU_LANES] += d[i];
+        size_t i = 0; /* element i into lane i % 16, in order (blocks of 16: vectorised) */
+        for (; i + KU_LANES <= plane; i += KU_LANES)
+            for (int j = 0; j < KU_LANES; j++) {
+                aw[j] = ku_fma(aw[j], d[i + j], (x[i + j] - mean) * inv);
+                ab[j] += d[i + j];
+            }
+        for (int j = 0; i + (size_t)j < plane; j++) {
+            aw[j] = ku_fma(aw[j], d[i + (size_t)j], (x[i + (size_t)j] - mean) * inv);
+            ab[j] += d[i + (size_t)j];
         }
         dw[c] = ku_lanes_total(aw);
         db[c] = ku_lanes_total(ab);
