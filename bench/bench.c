@@ -520,6 +520,15 @@ static cJSON *spec_json(const bench *b)
         } else if (strcmp(l->ops->kind, "maxpool") == 0 || strcmp(l->ops->kind, "avgpool") == 0) {
             cJSON_AddNumberToObject(o, "size", l->u.pool.size);
             cJSON_AddNumberToObject(o, "stride", l->u.pool.stride);
+        } else if (strcmp(l->ops->kind, "batchnorm") == 0) {
+            cJSON_AddNumberToObject(o, "momentum", l->u.bn.momentum);
+            cJSON_AddNumberToObject(o, "eps", l->u.bn.eps);
+        } else if (strcmp(l->ops->kind, "dropout") == 0) {
+            cJSON_AddNumberToObject(o, "rate", l->u.dropout.rate);
+        } else if (strcmp(l->ops->kind, "leaky_relu") == 0) {
+            cJSON_AddNumberToObject(o, "slope", l->u.leaky.slope);
+        } else if (strcmp(l->ops->kind, "softmax_xent") == 0) {
+            cJSON_AddNumberToObject(o, "label_smoothing", l->u.xent.smoothing);
         }
         cJSON_AddItemToArray(layers, o);
     }

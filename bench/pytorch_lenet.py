@@ -62,10 +62,14 @@ class Dataset:
 
 
 def build_model(spec):
-    """nn.Sequential from lenet-bench's layer list; the final softmax_xent becomes the loss."""
+    """nn.Sequential from lenet-bench's layer list; the final softmax_xent becomes the loss.
+    A kind without a PyTorch equivalent here stops the script (never dropped silently)."""
     mods, flat = [], False
     for l in spec["layers"]:
         kind, cin, cout = l["kind"], l["in"][0], l["out"][0]
+        if kind in ("conv", "maxpool", "avgpool") and flat:  # lenet-omp's units x 1 x 1
+            mods.append(nn.Unflatten(1, tuple(l["in"])))
+            flat = False
         if kind == "conv":
             mods.append(nn.Conv2d(cin, cout, l["kernel"], l["stride"], l["pad"]))
         elif kind == "maxpool":
@@ -83,10 +87,20 @@ def build_model(spec):
             mods.append(nn.Tanh())
         elif kind == "sigmoid":
             mods.append(nn.Sigmoid())
+        elif kind == "leaky_relu":
+            mods.append(nn.LeakyReLU(l["slope"]))
+        elif kind == "batchnorm":  # per unit after dense (1d), per channel otherwise (2d)
+            bn = nn.BatchNorm1d if flat else nn.BatchNorm2d
+            mods.append(bn(cin, eps=l["eps"], momentum=l["momentum"]))
+        elif kind == "dropout":
+            mods.append(nn.Dropout(l["rate"]))
         elif kind == "softmax_xent":
-            pass
+            if not flat:
+                mods.append(nn.Flatten())
+                flat = True
         else:
-            sys.exit(f"pytorch_lenet: layer kind '{kind}' has no PyTorch equivalent here")
+            sys.exit(f"pytorch_lenet: layer kind '{kind}' has no PyTorch equivalent here: "
+                     "teach build_model() its module")
     model = nn.Sequential(*mods)
     with torch.no_grad():
         for m in model.modules():
@@ -132,7 +146,8 @@ def bench_train(spec, data, order, B, images, repeats):
     model = build_model(spec)
     opt = torch.optim.SGD(model.parameters(), lr=spec["lr"], momentum=spec["momentum"],
                           weight_decay=spec["weight_decay"])
-    loss_fn = nn.CrossEntropyLoss()  # batch mean, as lenet-omp's softmax_xent
+    # batch mean, as lenet-omp's softmax_xent (with its label smoothing)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=spec["layers"][-1].get("label_smoothing", 0.0))
     steps = (images + B - 1) // B
     pos = 0
     cost, wrong = 0.0, 0

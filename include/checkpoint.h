@@ -1,11 +1,14 @@
 /* checkpoint.h - a network's parameters as a safetensors file: tensors "<layer>.weight" and
- * "<layer>.bias"; metadata holds the full config text, the input shape, the epoch, its
- * learning rate and its results, so a checkpoint rebuilds its own network. A checkpoint the
- * trainer writes also carries what resuming needs (docs/robustness.md): the momentum state as
- * tensors "__optimizer__.<layer>.weight.velocity" (and .bias), and metadata "batch",
- * "shuffle_state" and "history". Metadata "checksum" ("crc32:<8 hex digits>") covers the
- * tensors and the other metadata; a file without one (an older lenet-omp) is read all the
- * same, and ckpt_open and ckpt_peek say so, for the commands' notes. */
+ * "<layer>.bias", and the kinds' state (layer.h) as "<layer>.<state name>" (batchnorm's
+ * "running_mean", "running_var"); metadata holds the full config text, the input shape, the
+ * epoch, its learning rate and its results, so a checkpoint rebuilds its own network. A
+ * checkpoint the trainer writes also carries what resuming needs (docs/robustness.md): the
+ * optimiser state as tensors "__optimizer__.<layer>.weight.velocity" (SGD's momentum) or
+ * ".exp_avg" and ".exp_avg_sq" (Adam's moments), and .bias alike; metadata "batch",
+ * "shuffle_state", "optimizer_step" and "history". Metadata "checksum" ("crc32:<8 hex
+ * digits>") covers the tensors and the other metadata; a file without one (an older
+ * lenet-omp) is read all the same, and ckpt_open and ckpt_peek say so, for the commands'
+ * notes. */
 #ifndef CHECKPOINT_H
 #define CHECKPOINT_H
 
@@ -23,6 +26,7 @@ typedef struct ckpt_info {
     int train_errors, train_count; /* mid-epoch: not evaluated, all four 0 */
     int test_errors, test_count;
     int batch;        /* 0: end of epoch; k > 0: a mid-epoch checkpoint after k batches */
+    int val_errors, val_count; /* the validation set (data.validation); 0, 0 without one */
 } ckpt_info;
 
 /* What resuming needs beyond the parameters. */
@@ -31,6 +35,9 @@ typedef struct ckpt_state {
     float *velocity;     /* momentum, in the parameter arena's layout; NULL without momentum */
     int n_history;       /* the finished epochs 1..n_history, with their results */
     ckpt_info *history;
+    float *exp_avg, *exp_avg_sq; /* Adam's moments, in the parameter arena's layout; NULL
+                                  * for SGD */
+    uint64_t opt_step;           /* optimiser steps done (Adam's bias correction) */
 } ckpt_state;
 
 /* Writes the network's parameters, cfg->text and info to path atomically. Returns 0 or -1. */
@@ -78,9 +85,10 @@ int ckpt_load(const char *path, run_config *cfg, net *n, ckpt_info *info, int ma
  * the newest. Returns 0 or -1. */
 int ckpt_peek(const char *path, ckpt_info *info, int *checksum, lo_error *err);
 
-/* Reads a checkpoint saved with a state into the already built network n: its parameters,
- * info, state->shuffle, state->history (malloc'd: the caller frees it) and, when
- * state->velocity is non-NULL, the momentum (then required). *config_text gets the stored
+/* Reads a checkpoint saved with a state into the already built network n: its parameters and
+ * the layers' state, info, state->shuffle, state->opt_step, state->history (malloc'd: the
+ * caller frees it) and, for each of state->velocity, exp_avg, exp_avg_sq that is non-NULL, the
+ * optimiser's tensors (then required). *config_text gets the stored
  * config (malloc'd). The input shape must be n's. Returns 0, or -1 with err naming the file;
  * a checkpoint without the state (older lenet-omp) is refused as such, and so are a checksum
  * that does not match and NaN or Inf values; everything is checked before anything is

@@ -58,6 +58,7 @@ int cmd_info(const cli_options *o);    /* cmd_info.c */
 int cmd_plot(const cli_options *o);    /* cmd_plot.c */
 int cmd_predict(const cli_options *o); /* cmd_predict.c */
 int cmd_resume(const cli_options *o);  /* cmd_resume.c */
+int cmd_augment(const cli_options *o); /* cmd_augment.c */
 /* The exit status for train_run's result rc, printing err when it failed (cmd_train.c). */
 int cmd_train_status(int rc, const lo_error *err);
 

@@ -3,6 +3,8 @@
 #ifndef EVALUATE_H
 #define EVALUATE_H
 
+#include <stdint.h>
+
 #include "dataset.h"
 #include "mnist.h"
 #include "net.h"
@@ -14,6 +16,10 @@
 /* Counts the samples of set that the network misclassifies (forward passes of up to
  * n->max_batch samples); adds their cross-entropy to *cost when cost is non-NULL. */
 int train_evaluate(net *n, const mnist_set *set, const data_norm *norm, double *cost);
+
+/* train_evaluate over the samples idx[0..count) of set (idx NULL: the first count). */
+int train_evaluate_idx(net *n, const mnist_set *set, const data_norm *norm,
+                       const uint32_t *idx, int count, double *cost);
 
 /* Applies threads (0: leave OpenMP's default) and returns the thread count in use. */
 int train_set_threads(int threads);

@@ -139,6 +139,20 @@ typedef struct layer_ops {
      * the network completes it before the layer's backward runs (e.g. batchnorm, whose input
      * gradient needs the batch sums that are its parameter gradient). */
     int grad_first;
+
+    /* State: floats a kind keeps that are not trained (e.g. batchnorm's running statistics),
+     * NULL when it has none. state_names lists its tensors (NULL-terminated), each of
+     * state_floats(l) floats, back to back at l->state (net_build takes them from the
+     * network's state arena and runs state_init). Checkpoints store tensor k as
+     * "<name>.<state_names[k]>"; the optimiser never sees them. Only stat_done may change
+     * them, in its range [e0, e1) of every tensor, so the bits do not depend on the threads. */
+    const char *const *state_names;
+    size_t (*state_floats)(const layer *l);
+    void (*state_init)(layer *l);
+
+    /* The kind's own initial parameters (e.g. batchnorm's weight 1, bias 0), instead of a draw
+     * from the config's init (NULL: drawn). Draws nothing from the init stream. */
+    void (*init_params)(layer *l);
 } layer_ops;
 
 /* Settings of the kinds that have some. conv and dense both start with the geometry their
@@ -157,6 +171,27 @@ typedef struct dense_settings {
     int units;
 } dense_settings;
 
+/* batchnorm: PyTorch's BatchNorm momentum (weight of the new batch in the running
+ * statistics) and eps (added to the variance). */
+typedef struct batchnorm_settings {
+    double momentum, eps;
+} batchnorm_settings;
+
+/* dropout: the probability that an element is zeroed. */
+typedef struct dropout_settings {
+    double rate;
+} dropout_settings;
+
+/* leaky_relu: the slope for negative inputs. */
+typedef struct leaky_settings {
+    double slope;
+} leaky_settings;
+
+/* softmax_xent: PyTorch's CrossEntropyLoss label_smoothing. */
+typedef struct xent_settings {
+    double smoothing;
+} xent_settings;
+
 struct layer {
     const layer_ops *ops;
     char name[64]; /* unique in the network; tensors are saved as "<name>.weight" */
@@ -169,6 +204,10 @@ struct layer {
         conv_settings conv;
         pool_settings pool;
         dense_settings dense;
+        batchnorm_settings bn;
+        dropout_settings dropout;
+        leaky_settings leaky;
+        xent_settings xent;
     } u;
 
     /* Parameters (set by setup; zero for kinds without). weight_shape has weight_ndim
@@ -189,6 +228,9 @@ struct layer {
 
     /* Kinds with batch statistics: stat_phases x stat_floats floats (net_build). */
     float *stat;
+
+    /* Kinds with state: its tensors, one after the other (layer_ops.state_names). */
+    float *state;
 };
 
 #endif

@@ -9,9 +9,12 @@ extern const layer_ops maxpool_ops;      /* layer_pool.c */
 extern const layer_ops avgpool_ops;      /* layer_pool.c */
 extern const layer_ops dense_ops;        /* layer_dense.c */
 extern const layer_ops relu_ops;         /* layer_act.c */
+extern const layer_ops leaky_relu_ops;   /* layer_act.c */
 extern const layer_ops tanh_ops;         /* layer_act.c */
 extern const layer_ops sigmoid_ops;      /* layer_act.c */
 extern const layer_ops softmax_xent_ops; /* layer_softmax_xent.c */
+extern const layer_ops batchnorm_ops;    /* layer_batchnorm.c */
+extern const layer_ops dropout_ops;      /* layer_dropout.c */
 
 /* The convolution's ops on l->u.conv.g (layer_conv.c), shared by every kind whose settings
  * start with a conv_geom (conv, dense). */

@@ -44,6 +44,7 @@ typedef struct net {
     double *sample_loss; /* max_batch: each sample's loss after net_train_pass */
     arena param_arena, grad_arena, act_arena, dact_arena;
     arena stat_arena; /* the layers' batch statistics (layer.h's stat) */
+    arena state_arena; /* the layers' non-trained state (layer.h's state) */
     net_team team;
 } net;
 
@@ -69,7 +70,8 @@ size_t net_team_bytes(const net *n);
 void net_team_free(net *n);
 
 /* Draws the initial parameters: weights from `init`, biases = init->bias, layer by layer with
- * one xoshiro stream seeded from seed (the same on every machine and thread count). */
+ * one xoshiro stream seeded from seed (the same on every machine and thread count); a kind
+ * with init_params sets its own (layer.h) and draws nothing. */
 void net_init_params(net *n, const init_config *init, uint64_t seed);
 
 /* ---------------------------------------------------------------------------------------
@@ -100,6 +102,9 @@ void net_layer_backward(net *n, const pass_ctx *p, int i, int B);
  * thread's. Outside a parallel region: all. */
 void net_param_share(const net *n, const layer *l, size_t *w_at, size_t *w_len, size_t *b_at,
                      size_t *b_len);
+
+/* Floats of layer l's state, all its tensors (layer.h; 0 for kinds without). */
+size_t net_state_floats(const layer *l);
 
 /* Number of classes (the loss layer's width). */
 int net_classes(const net *n);

@@ -16,6 +16,7 @@ typedef struct plot_point {
     double train_rate; /* training-set error rate, percent */
     double test_rate;  /* test-set error rate, percent */
     double cost;       /* total training cross-entropy of the epoch */
+    double val_rate;   /* validation-set error rate, percent; -1 without a validation set */
 } plot_point;
 
 /* One run: its name (shown in titles and legends) and its epochs in order. */
@@ -23,7 +24,9 @@ typedef struct plot_series {
     char name[PLOT_NAME_MAX];
     plot_point *points;
     int n;
-    int best_epoch; /* the epoch with the fewest test errors (the first on a tie); 0: none */
+    int best_epoch; /* the epoch with the fewest validation errors, or test errors without a
+                     * validation set (the first on a tie); 0: none */
+    int has_val;    /* the points have validation rates */
 } plot_series;
 
 /* Limits of a metrics.csv (what one may cost): its size, a line, its epochs (the most a
@@ -33,10 +36,10 @@ typedef struct plot_series {
 #define PLOT_METRICS_MAX_ROWS 1000000
 
 /* Reads RUN_DIR/metrics.csv into *out (named after the directory's last component). Takes the
- * header "epoch,lr,cost,train_errors,test_errors,seconds" (set sizes assumed 60000 and 10000)
- * or the same with ",train_count,test_count". The file must be a regular file within the
- * limits above. Returns 0, or -1 with err naming the file (and the line for a malformed one);
- * *out then holds nothing to free. */
+ * header "epoch,lr,cost,train_errors,test_errors,seconds" (set sizes assumed 60000 and 10000),
+ * the same with ",train_count,test_count", or that with ",val_errors,val_count". The file
+ * must be a regular file within the limits above. Returns 0, or -1 with err naming the file
+ * (and the line for a malformed one); *out then holds nothing to free. */
 int plot_read_metrics(const char *run_dir, plot_series *out, lo_error *err);
 
 /* plot_read_metrics on the metrics file at path, the series named name. */

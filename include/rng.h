@@ -21,4 +21,9 @@ double rng_normal(rng *r);
 /* Fisher-Yates shuffle of idx[0..n). */
 void rng_shuffle(rng *r, uint32_t *idx, uint32_t n);
 
+/* A counter-based stream: 64 random bits that are a pure function of (key, value) (splitmix64's
+ * output for state key at step value + 1). Chained, it keys a stream by several numbers, e.g.
+ * rng_hash(rng_hash(seed, epoch), sample), whatever thread asks and in whatever order. */
+uint64_t rng_hash(uint64_t key, uint64_t value);
+
 #endif

@@ -10,9 +10,17 @@
 
 #include <stdint.h>
 
+#include "config.h"
 #include "dataset.h"
 #include "mnist.h"
 #include "net.h"
+#include "optim.h"
+
+/* step_fill for training images distorted by aug (augment.h), each from its stream keyed by
+ * (seed, epoch, its index idx[b]); ends with a barrier. */
+void step_fill_augmented(net *n, const mnist_set *set, const data_norm *norm,
+                         const augment_config *aug, uint64_t seed, int epoch,
+                         const uint32_t *idx, int B, uint8_t *labels);
 
 /* The SGD update of one step (optim.h); velocity NULL without momentum. */
 typedef struct sgd_update {
@@ -26,10 +34,13 @@ typedef struct sgd_update {
 void step_fill(net *n, const mnist_set *set, const data_norm *norm, const uint32_t *idx,
                int first, int B, uint8_t *labels);
 
-/* One SGD step on the batch step_fill put in the input and p->labels (net_train_pass):
+/* One training step on the batch step_fill put in the input and p->labels (net_train_pass):
  * thread 0 adds the batch's summed loss to *cost (in sample order) after the pass's barrier,
- * then each thread updates the parameter rows whose gradients it finished. No barrier at the
- * end: the next step_fill's barrier orders the update before the next forward. */
+ * then each thread updates the parameter rows whose gradients it finished (optim.h). No
+ * barrier at the end: the next step_fill's barrier orders the update before the next forward. */
+void step_train_with(net *n, const pass_ctx *p, int B, const optim_update *u, double *cost);
+
+/* step_train_with plain SGD (with momentum when u->velocity is set). */
 void step_train(net *n, const pass_ctx *p, int B, const sgd_update *u, double *cost);
 
 /* One evaluation batch, samples first..first+B-1 of set: each thread fills its share of the
@@ -39,5 +50,9 @@ void step_train(net *n, const pass_ctx *p, int B, const sgd_update *u, double *c
  * before reading them, and alternates two miss/loss buffers across batches. */
 void step_eval(net *n, const mnist_set *set, const data_norm *norm, int first, int B,
                uint8_t *labels, uint8_t *miss, double *loss);
+
+/* step_eval of samples idx[first..first+B) (idx NULL: first..first+B-1). */
+void step_eval_idx(net *n, const mnist_set *set, const data_norm *norm, const uint32_t *idx,
+                   int first, int B, uint8_t *labels, uint8_t *miss, double *loss);
 
 #endif

@@ -20,8 +20,41 @@
 #define CKPT_FORMAT "lenet-omp-1"
 #define CHECKSUM_KEY "checksum"
 #define OPT_PREFIX "__optimizer__."
-#define OPT_SUFFIX ".velocity"
 #define NAME_SIZE 128
+
+/* The optimiser's buffers, each a twin of every parameter tensor (ckpt_state). */
+#define N_OPT 3
+static const char *const opt_suffix[N_OPT] = {".velocity", ".exp_avg", ".exp_avg_sq"};
+
+/* Tensors a network's checkpoint may hold: its parameters, their optimiser twins, its state. */
+static size_t tensor_cap(const net *n)
+{
+    size_t k = 2 * (1 + N_OPT) * (size_t)n->n_layers + 1;
+    for (int i = 0; i < n->n_layers; i++)
+        for (const char *const *s = n->layers[i].ops->state_names; s && *s; s++)
+            k++;
+    return k;
+}
+
+/* The layers' state tensors into t, "<layer>.<state name>"; returns their count. */
+static int collect_state(const net *n, st_tensor *t, char (*names)[NAME_SIZE])
+{
+    int k = 0;
+    for (int i = 0; i < n->n_layers; i++) {
+        const layer *l = &n->layers[i];
+        const char *const *sn = l->ops->state_names;
+        for (int j = 0; sn && sn[j]; j++, k++) {
+            const size_t len = l->ops->state_floats(l);
+            snprintf(names[k], sizeof names[k], "%s.%s", l->name, sn[j]);
+            t[k].name = names[k];
+            t[k].ndim = 1;
+            t[k].shape[0] = (int64_t)len;
+            t[k].count = len;
+            t[k].data = l->state ? l->state + (size_t)j * len : NULL; /* NULL: shapes only */
+        }
+    }
+    return k;
+}
 
 /* Fills t (up to 2 per layer) from the network's parameter tensors; returns the count. */
 static int collect_tensors(const net *n, st_tensor *t, char (*names)[NAME_SIZE])
@@ -52,18 +85,26 @@ static int collect_tensors(const net *n, st_tensor *t, char (*names)[NAME_SIZE])
     return k;
 }
 
-/* After collect_tensors' k tensors in t[0..k): their momentum twins in t[k..2k), named
- * "__optimizer__.<name>.velocity", data at the same offsets in velocity (NULL: no data). */
-static void add_velocity(const net *n, st_tensor *t, char (*names)[NAME_SIZE], int k,
-                         float *velocity)
+/* After collect_tensors' k tensors in t[0..k): their optimiser twins in t[at..at+k), named
+ * "__optimizer__.<name><suffix>", data at the same offsets in buffer (NULL: no data). */
+static void add_twins(const net *n, st_tensor *t, char (*names)[NAME_SIZE], int k, int at,
+                      const char *suffix, float *buffer)
 {
     for (int i = 0; i < k; i++) {
-        st_tensor *v = &t[k + i];
+        st_tensor *v = &t[at + i];
         *v = t[i];
-        snprintf(names[k + i], sizeof names[k + i], OPT_PREFIX "%s" OPT_SUFFIX, t[i].name);
-        v->name = names[k + i];
-        v->data = velocity ? velocity + (t[i].data - n->params) : NULL;
+        snprintf(names[at + i], sizeof names[at + i], OPT_PREFIX "%s%s", t[i].name, suffix);
+        v->name = names[at + i];
+        v->data = buffer ? buffer + (t[i].data - n->params) : NULL;
     }
+}
+
+/* The optimiser buffers of a state, in opt_suffix's order (NULLs without a state). */
+static void opt_buffers(const ckpt_state *state, float *buf[N_OPT])
+{
+    buf[0] = state ? state->velocity : NULL;
+    buf[1] = state ? state->exp_avg : NULL;
+    buf[2] = state ? state->exp_avg_sq : NULL;
 }
 
 /* Appends printf output to a growing string; returns 0 or -1 (out of memory). */
@@ -102,8 +143,12 @@ static char *history_text(const ckpt_state *s)
         return NULL;
     for (int e = 0; e < s->n_history; e++) {
         const ckpt_info *h = &s->history[e];
-        if (append(&buf, &len, &cap, "%d,%.17g,%.17g,%d,%d,%d,%d\n", h->epoch, h->lr, h->cost,
-                   h->train_errors, h->train_count, h->test_errors, h->test_count) < 0) {
+        int rc = append(&buf, &len, &cap, "%d,%.17g,%.17g,%d,%d,%d,%d", h->epoch, h->lr,
+                        h->cost, h->train_errors, h->train_count, h->test_errors,
+                        h->test_count);
+        if (rc == 0 && h->val_count > 0)
+            rc = append(&buf, &len, &cap, ",%d,%d", h->val_errors, h->val_count);
+        if (rc < 0 || append(&buf, &len, &cap, "\n") < 0) {
             free(buf);
             return NULL;
         }
@@ -184,10 +229,10 @@ static int verify_checksum(const st_file *f, const char *path, int *present, lo_
 int ckpt_save_state(const char *path, const net *n, const run_config *cfg, const ckpt_info *info,
                     const ckpt_state *state, lo_error *err)
 {
-    size_t cap = 4 * (size_t)n->n_layers + 1;
+    size_t cap = tensor_cap(n);
     st_tensor *t = calloc(cap, sizeof *t);
     char(*names)[NAME_SIZE] = calloc(cap, sizeof *names);
-    char values[12][96], sum[32];
+    char values[16][96], sum[32];
     char *history = state ? history_text(state) : NULL;
     if (!t || !names || (state && !history)) {
         free(t);
@@ -195,11 +240,16 @@ int ckpt_save_state(const char *path, const net *n, const run_config *cfg, const
         free(history);
         return lo_fail(err, "%s: out of memory", path);
     }
-    int n_t = collect_tensors(n, t, names);
-    if (state && state->velocity) {
-        add_velocity(n, t, names, n_t, state->velocity);
-        n_t *= 2;
-    }
+    const int n_params = collect_tensors(n, t, names);
+    int n_t = n_params;
+    float *buf[N_OPT];
+    opt_buffers(state, buf);
+    for (int o = 0; o < N_OPT; o++)
+        if (buf[o]) {
+            add_twins(n, t, names, n_params, n_t, opt_suffix[o], buf[o]);
+            n_t += n_params;
+        }
+    n_t += collect_state(n, t + n_t, names + n_t);
     int eval = info->batch == 0; /* a mid-epoch checkpoint has no error counts */
     snprintf(values[0], 96, "%d,%d,%d", n->input.c, n->input.h, n->input.w);
     snprintf(values[1], 96, "%d", info->epoch);
@@ -213,7 +263,10 @@ int ckpt_save_state(const char *path, const net *n, const run_config *cfg, const
     if (state)
         snprintf(values[9], 96, "%016" PRIx64 ",%016" PRIx64 ",%016" PRIx64 ",%016" PRIx64,
                  state->shuffle[0], state->shuffle[1], state->shuffle[2], state->shuffle[3]);
-    st_meta meta[16] = {
+    snprintf(values[10], 96, "%d", info->val_errors);
+    snprintf(values[11], 96, "%d", info->val_count);
+    snprintf(values[12], 96, "%" PRIu64, state ? state->opt_step : 0);
+    st_meta meta[20] = {
         {"format", CKPT_FORMAT},   {"config", cfg->text}, {"input_shape", values[0]},
         {"epoch", values[1]},      {"lr", values[2]},     {"cost", values[3]},
     };
@@ -223,10 +276,15 @@ int ckpt_save_state(const char *path, const net *n, const run_config *cfg, const
         meta[n_meta++] = (st_meta){"train_count", values[5]};
         meta[n_meta++] = (st_meta){"test_errors", values[6]};
         meta[n_meta++] = (st_meta){"test_count", values[7]};
+        if (info->val_count > 0) {
+            meta[n_meta++] = (st_meta){"val_errors", values[10]};
+            meta[n_meta++] = (st_meta){"val_count", values[11]};
+        }
     }
     if (state) {
         meta[n_meta++] = (st_meta){"batch", values[8]};
         meta[n_meta++] = (st_meta){"shuffle_state", values[9]};
+        meta[n_meta++] = (st_meta){"optimizer_step", values[12]};
         meta[n_meta++] = (st_meta){"history", history};
     }
     uint32_t crc;
@@ -279,6 +337,10 @@ static int read_info(const st_file *f, ckpt_info *info, shape3 *input, const cha
         return -1;
     if (info->batch > 0) /* mid-epoch: not evaluated */
         return 0;
+    if (st_meta_get(f, "val_count") && (meta_int(f, "val_errors", &info->val_errors, path,
+                                                 err) < 0 ||
+                                        meta_int(f, "val_count", &info->val_count, path, err) < 0))
+        return -1;
     return meta_int(f, "train_errors", &info->train_errors, path, err) < 0 ||
                    meta_int(f, "train_count", &info->train_count, path, err) < 0 ||
                    meta_int(f, "test_errors", &info->test_errors, path, err) < 0 ||
@@ -306,30 +368,39 @@ static size_t first_non_finite(const float *x, size_t n)
     return n;
 }
 
-/* Checks the file's tensors against the network: every one it needs, with its shape, and no
- * others (the momentum tensors required when velocity is non-NULL, else only checked), every
- * value finite. With copy, copies the parameters into the network (and the momentum into
- * velocity). */
-static int match_tensors(net *n, float *velocity, const st_file *f, int copy, const char *path,
-                         lo_error *err)
+/* Checks the file's tensors against the network: every one it needs (the parameters and the
+ * layers' state; each optimiser twin whose buffer in state is non-NULL, else only checked when
+ * present), with its shape, and no others, every value finite. With copy, copies them into
+ * the network (and the optimiser's buffers). */
+static int match_tensors(net *n, const ckpt_state *state, const st_file *f, int copy,
+                         const char *path, lo_error *err)
 {
-    size_t cap = 4 * (size_t)n->n_layers + 1;
+    size_t cap = tensor_cap(n);
     st_tensor *want = calloc(cap, sizeof *want);
     char(*names)[NAME_SIZE] = calloc(cap, sizeof *names);
-    int rc = 0;
-    if (!want || !names)
+    unsigned char *required = calloc(cap, 1);
+    float *buf[N_OPT];
+    int rc = 0, n_want = 0;
+    opt_buffers(state, buf);
+    if (!want || !names || !required)
         rc = lo_fail(err, "%s: out of memory", path);
     int n_params = rc ? 0 : collect_tensors(n, want, names);
-    if (rc == 0)
-        add_velocity(n, want, names, n_params, velocity);
-    int n_want = 2 * n_params;
+    if (rc == 0) {
+        n_want = n_params + collect_state(n, want + n_params, names + n_params);
+        memset(required, 1, (size_t)n_want);
+        for (int o = 0; o < N_OPT; o++) {
+            add_twins(n, want, names, n_params, n_want, opt_suffix[o], buf[o]);
+            memset(required + n_want, buf[o] != NULL, (size_t)n_params);
+            n_want += n_params;
+        }
+    }
     for (int i = 0; i < n_want && rc == 0; i++) {
         const st_tensor *have = st_find(f, want[i].name);
         int same = have && have->ndim == want[i].ndim;
         for (int d = 0; same && d < want[i].ndim; d++)
             same = have->shape[d] == want[i].shape[d];
         size_t bad = same ? first_non_finite(have->data, have->count) : 0;
-        if (!have && (i < n_params || velocity))
+        if (!have && required[i])
             rc = lo_fail(err, "%s: tensor '%s' is missing", path, want[i].name);
         else if (have && !same)
             rc = lo_fail(err, "%s: tensor '%s' has a shape other than the network's (%zu values "
@@ -351,6 +422,7 @@ static int match_tensors(net *n, float *velocity, const st_file *f, int copy, co
     }
     free(want);
     free(names);
+    free(required);
     return rc;
 }
 
@@ -486,6 +558,19 @@ static int read_shuffle(const st_file *f, uint64_t s[4], const char *path, lo_er
     return lo_fail(err, "%s: metadata 'shuffle_state' is missing or malformed", path);
 }
 
+/* Metadata 'optimizer_step' into *step (absent: 0, a checkpoint of an older lenet-omp). */
+static int read_opt_step(const st_file *f, uint64_t *step, const char *path, lo_error *err)
+{
+    const char *v = st_meta_get(f, "optimizer_step");
+    char *end;
+    *step = 0;
+    if (!v)
+        return 0;
+    if (*v < '0' || *v > '9' || (*step = strtoull(v, &end, 10), *end))
+        return lo_fail(err, "%s: metadata 'optimizer_step' is malformed", path);
+    return 0;
+}
+
 /* Parses metadata 'history' into count rows for epochs 1..count (malloc'd in *out). */
 static int read_history(const st_file *f, int count, ckpt_info **out, const char *path,
                         lo_error *err)
@@ -496,14 +581,31 @@ static int read_history(const st_file *f, int count, ckpt_info **out, const char
         return lo_fail(err, "%s: out of memory", path);
     int e = 0;
     while (v && *v && e < count) {
-        int used = 0;
-        ckpt_info *r = &h[e];
-        if (sscanf(v, "%d,%lf,%lf,%d,%d,%d,%d%n", &r->epoch, &r->lr, &r->cost, &r->train_errors,
-                   &r->train_count, &r->test_errors, &r->test_count, &used) != 7 ||
-            v[used] != '\n' || r->epoch != e + 1 || r->train_errors < 0 || r->test_errors < 0 ||
-            r->train_count < 1 || r->test_count < 1)
+        /* one line: 7 fields, or 9 with the validation set's */
+        char line[320];
+        const size_t len = strcspn(v, "\n");
+        if (v[len] != '\n' || len >= sizeof line)
             break;
-        v += used + 1;
+        memcpy(line, v, len);
+        line[len] = '\0';
+        int used = 0, commas = 0;
+        for (size_t i = 0; i < len; i++)
+            commas += line[i] == ',';
+        ckpt_info *r = &h[e];
+        if (commas == 6 ? sscanf(line, "%d,%lf,%lf,%d,%d,%d,%d%n", &r->epoch, &r->lr, &r->cost,
+                                 &r->train_errors, &r->train_count, &r->test_errors,
+                                 &r->test_count, &used) != 7
+            : commas == 8 ? sscanf(line, "%d,%lf,%lf,%d,%d,%d,%d,%d,%d%n", &r->epoch, &r->lr,
+                                   &r->cost, &r->train_errors, &r->train_count,
+                                   &r->test_errors, &r->test_count, &r->val_errors,
+                                   &r->val_count, &used) != 9
+                          : 1)
+            break;
+        if ((size_t)used != len || r->epoch != e + 1 || r->train_errors < 0 ||
+            r->test_errors < 0 || r->train_count < 1 || r->test_count < 1 ||
+            r->val_errors < 0 || r->val_count < 0 || (commas == 8 && r->val_count < 1))
+            break;
+        v += len + 1;
         e++;
     }
     if (!v || e != count || *v) {
@@ -543,11 +645,13 @@ int ckpt_load_state(const char *path, net *n, ckpt_info *info, ckpt_state *state
         rc = read_history(&f, state->n_history, &state->history, path, err);
     }
     if (rc == 0) /* all checked before anything is copied into the network */
-        rc = match_tensors(n, state->velocity, &f, 0, path, err);
+        rc = match_tensors(n, state, &f, 0, path, err);
     if (rc == 0)
         rc = verify_checksum(&f, path, &checksum, err);
     if (rc == 0)
-        rc = match_tensors(n, state->velocity, &f, 1, path, err);
+        rc = read_opt_step(&f, &state->opt_step, path, err);
+    if (rc == 0)
+        rc = match_tensors(n, state, &f, 1, path, err);
     if (rc == 0 && !(*config_text = strdup(text)))
         rc = lo_fail(err, "%s: out of memory", path);
     if (rc < 0) {

@@ -29,7 +29,7 @@ void cli_usage(FILE *out)
           "                       OMP_NUM_THREADS, else all cores)\n"
           "  -o, --output PATH    train: write the run to directory PATH (default: runs/<name>);\n"
           "                       plot: write the SVG to PATH; predict: write each fitted\n"
-          "                       28x28 digit to PATH/NNN.png\n"
+          "                       28x28 digit to PATH/NNN.png; augment: write PATH/augment.png\n"
           "  -s, --set KEY=VALUE  override a scalar config setting, e.g. --set train.batch_size=32\n"
           "                       (repeatable; the run saves the effective config)\n"
           "      --resume         train: continue the run in the output directory from its\n"

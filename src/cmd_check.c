@@ -9,19 +9,34 @@
 #include "mnist.h"
 #include "net.h"
 #include "run_dir.h"
+#include "train.h"
 
-/* Prints the schedule as epoch ranges: "epochs 1-2   lr 0.05". */
+/* Prints the schedule as epoch ranges: "epochs 1-2   lr 0.05", or for a row that moves its
+ * rate "epochs 3-20  lr 0.001 -> 0 (cosine)". */
 static void print_schedule(const run_config *cfg)
 {
+    static const char *const curves[] = {"constant", "linear", "cosine"};
+    const train_config *t = &cfg->train;
     long long first = 1; /* the rows may cover more than INT_MAX epochs together */
-    printf("learning-rate table (%d epochs, batch size %d, momentum %g, weight decay %g):\n",
-           cfg->train.epochs, cfg->train.batch_size, cfg->train.momentum,
-           cfg->train.weight_decay);
-    for (int i = 0; i < cfg->train.n_steps && first <= cfg->train.epochs; i++) {
-        long long last = first + cfg->train.schedule[i].epochs - 1;
-        if (last > cfg->train.epochs)
-            last = cfg->train.epochs;
-        printf("  epochs %3lld-%-3lld  lr %g\n", first, last, cfg->train.schedule[i].lr);
+    if (t->optimizer == OPTIM_SGD)
+        printf("learning-rate table (%d epochs, batch size %d, sgd, momentum %g%s, weight "
+               "decay %g):\n", t->epochs, t->batch_size, t->momentum,
+               t->nesterov ? " (nesterov)" : "", t->weight_decay);
+    else
+        printf("learning-rate table (%d epochs, batch size %d, %s, beta1 %g, beta2 %g, eps %g, "
+               "weight decay %g):\n", t->epochs, t->batch_size,
+               t->optimizer == OPTIM_ADAM ? "adam" : "adamw", t->beta1, t->beta2, t->eps,
+               t->weight_decay);
+    for (int i = 0; i < t->n_steps && first <= t->epochs; i++) {
+        const lr_step *row = &t->schedule[i];
+        long long last = first + row->epochs - 1;
+        if (last > t->epochs)
+            last = t->epochs;
+        if (row->curve == CURVE_CONSTANT)
+            printf("  epochs %3lld-%-3lld  lr %g\n", first, last, row->lr);
+        else
+            printf("  epochs %3lld-%-3lld  lr %g -> %g (%s, batch by batch over %d epochs)\n",
+                   first, last, row->lr, row->end_lr, curves[row->curve], row->epochs);
         first = last + 1;
     }
 }
@@ -42,17 +57,23 @@ int cmd_check(const cli_options *o)
     int max_batch = cfg.train.batch_size > EVAL_BATCH ? cfg.train.batch_size : EVAL_BATCH;
     int rc = dataset_load(d, &train, &test, &err);
     if (rc == 0)
+        rc = train_check_validation(&cfg, train.count, &err);
+    if (rc == 0)
         rc = net_build(&n, cfg.layers, cfg.n_layers, dataset_input_shape(&train, d->padding),
                        max_batch, cfg.source, &err);
     if (rc == 0) {
         double data_mib = ((double)train.count * (train.rows * train.cols + 1) +
                            (double)test.count * (test.rows * test.cols + 1)) / 1048576.0;
-        double velocity_mib = cfg.train.momentum > 0 ? n.n_params * 4.0 / 1048576.0 : 0.0;
+        const int moments = cfg.train.optimizer != OPTIM_SGD ? 2 : cfg.train.momentum > 0;
+        double velocity_mib = moments * n.n_params * 4.0 / 1048576.0;
         printf("%s: ok (run '%s', output %s)\n", cfg.source, cfg.name, cfg.output_dir);
         printf("data: %d training and %d test images of %dx%d\n", train.count, test.count,
                train.rows, train.cols);
         net_print_table(&n, stdout);
-        printf("memory: %.1f MiB (arenas %.1f, images kept as bytes %.1f, momentum %.1f)\n",
+        if (d->validation)
+            printf("validation: %d of the training images held out\n", d->validation);
+        printf("memory: %.1f MiB (arenas %.1f, images kept as bytes %.1f, optimizer state "
+               "%.1f)\n",
                net_memory_bytes(&n) / 1048576.0 + data_mib + velocity_mib,
                net_memory_bytes(&n) / 1048576.0, data_mib, velocity_mib);
         print_schedule(&cfg);

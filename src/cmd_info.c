@@ -50,6 +50,9 @@ int cmd_info(const cli_options *o)
         printf("total cost of the epoch: %.12g\n", info->cost);
         printf("0/1 error(s) of training set: %d / %d\n", info->train_errors,
                info->train_count);
+        if (info->val_count)
+            printf("0/1 error(s) of validation set: %d / %d\n", info->val_errors,
+                   info->val_count);
         printf("0/1 error(s) of testing set: %d / %d (error rate %.4f)\n", info->test_errors,
                info->test_count,
                info->test_count ? (double)info->test_errors / info->test_count : 0.0);

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <libconfig.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +18,15 @@
 static const char *const top_keys[] = {"name",  "seed",       "data",    "layers",
                                        "init",  "train",      "output_dir", "threads", NULL};
 static const char *const data_keys[] = {"train_images", "train_labels", "test_images",
-                                        "test_labels",  "padding",      "normalize", NULL};
+                                        "test_labels",  "padding",      "normalize",
+                                        "validation",   "augment",      NULL};
+static const char *const augment_keys[] = {"shift", "rotate", "scale", "elastic_alpha",
+                                           "elastic_sigma", NULL};
 static const char *const init_keys[] = {"weights", "std", "limit", "bias", NULL};
-static const char *const train_keys[] = {"epochs",   "batch_size",   "schedule",
-                                         "momentum", "weight_decay", NULL};
-static const char *const step_keys[] = {"epochs", "lr", NULL};
+static const char *const train_keys[] = {"epochs",    "batch_size", "schedule", "optimizer",
+                                         "momentum",  "nesterov",   "beta1",    "beta2",
+                                         "eps",       "weight_decay", "patience", NULL};
+static const char *const step_keys[] = {"epochs", "lr", "end_lr", "curve", NULL};
 static const char *const layer_common_keys[] = {"type", "name", NULL};
 
 /* Context for messages: the file name, and the text whose lines lead back to the files. */
@@ -146,6 +151,33 @@ static int get_group(parse_ctx *ctx, const config_setting_t *parent, const char 
     return 0;
 }
 
+/* Reads boolean `key` of g (absent: dflt). */
+static int read_bool(parse_ctx *ctx, const config_setting_t *g, const char *key, int dflt,
+                     int *out)
+{
+    const config_setting_t *s = config_setting_get_member(g, key);
+    *out = dflt;
+    if (!s)
+        return 0;
+    if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+        lo_fail(ctx->err, "'%s' must be true or false", key);
+        return fail_at(ctx, s);
+    }
+    *out = config_setting_get_bool(s);
+    return 0;
+}
+
+/* A number that must be below `max` (after its reader checked the minimum). */
+static int below(parse_ctx *ctx, const config_setting_t *g, const char *key, double v,
+                 double max, int inclusive)
+{
+    if (inclusive ? v <= max : v < max)
+        return 0;
+    lo_fail(ctx->err, "'%s' must be %s %g, got %g", key, inclusive ? "at most" : "below", max,
+            v);
+    return fail_at_key(ctx, g, key);
+}
+
 /* Copies string key (or dflt) into buf of size CONFIG_PATH_MAX. */
 static int read_path(parse_ctx *ctx, const config_setting_t *g, const char *key,
                      const char *dflt, char *buf)
@@ -158,6 +190,31 @@ static int read_path(parse_ctx *ctx, const config_setting_t *g, const char *key,
         return fail_at(ctx, config_setting_get_member(g, key));
     }
     strcpy(buf, v);
+    return 0;
+}
+
+/* data.augment (absent: no augmentation). */
+static int parse_augment(parse_ctx *ctx, const config_setting_t *data, augment_config *a)
+{
+    const config_setting_t *g = NULL;
+    memset(a, 0, sizeof *a);
+    a->elastic_sigma = 4.0;
+    if (data && get_group(ctx, data, "augment", 0, &g) < 0)
+        return -1;
+    if (!g)
+        return 0;
+    if (check_keys(ctx, g, "data.augment", augment_keys, NULL) < 0 ||
+        read_double(ctx, g, "shift", 0, 0.0, 0.0, 0, &a->shift) < 0 ||
+        read_double(ctx, g, "rotate", 0, 0.0, 0.0, 0, &a->rotate) < 0 ||
+        read_double(ctx, g, "scale", 0, 0.0, 0.0, 0, &a->scale) < 0 ||
+        read_double(ctx, g, "elastic_alpha", 0, 0.0, 0.0, 0, &a->elastic_alpha) < 0 ||
+        read_double(ctx, g, "elastic_sigma", 0, 4.0, 0.0, 1, &a->elastic_sigma) < 0 ||
+        below(ctx, g, "shift", a->shift, 64.0, 1) < 0 ||
+        below(ctx, g, "rotate", a->rotate, 180.0, 1) < 0 ||
+        below(ctx, g, "scale", a->scale, 1.0, 0) < 0 ||
+        below(ctx, g, "elastic_alpha", a->elastic_alpha, 1000.0, 1) < 0 ||
+        below(ctx, g, "elastic_sigma", a->elastic_sigma, 64.0, 1) < 0)
+        return -1;
     return 0;
 }
 
@@ -179,8 +236,15 @@ static int parse_data(parse_ctx *ctx, const config_setting_t *root, data_config 
                   d->test_labels) < 0)
         return -1;
     d->padding = 2;
+    d->validation = 0;
+    d->validation_line = 0;
     if (g && (read_int(ctx, g, "padding", 0, 2, 0, &d->padding) < 0 ||
-              read_string(ctx, g, "normalize", 0, norm, &norm) < 0))
+              read_string(ctx, g, "normalize", 0, norm, &norm) < 0 ||
+              read_int(ctx, g, "validation", 0, 0, 0, &d->validation) < 0))
+        return -1;
+    if (g && config_setting_get_member(g, "validation"))
+        d->validation_line = cfg_line(config_setting_get_member(g, "validation"));
+    if (parse_augment(ctx, g, &d->augment) < 0)
         return -1;
     if (d->padding > 1024) {
         lo_fail(ctx->err, "'padding' must be at most 1024, got %d", d->padding);
@@ -227,6 +291,27 @@ static int parse_init(parse_ctx *ctx, const config_setting_t *root, init_config 
     return fail_at(ctx, config_setting_get_member(g, "weights"));
 }
 
+/* A row's curve name into st->curve; end_lr and curve must agree. */
+static int parse_curve(const config_setting_t *row, const char *curve, lr_step *st,
+                       lo_error *err)
+{
+    static const char *const names[] = {"constant", "linear", "cosine"};
+    int k = 0;
+    while (k < 3 && strcmp(curve, names[k]) != 0)
+        k++;
+    if (k == 3)
+        return lo_fail(err, "'curve' must be \"constant\", \"linear\" or \"cosine\", not \"%s\"",
+                       curve);
+    st->curve = (lr_curve)k;
+    const int has_end = config_setting_get_member(row, "end_lr") != NULL;
+    if (st->curve == CURVE_CONSTANT && has_end && st->end_lr != st->lr)
+        return lo_fail(err, "'end_lr' needs curve \"linear\" or \"cosine\" (the rate of a "
+                       "constant row is lr)");
+    if (st->curve != CURVE_CONSTANT && !has_end)
+        return lo_fail(err, "curve \"%s\" needs 'end_lr', the rate it moves to", curve);
+    return 0;
+}
+
 static int parse_schedule(parse_ctx *ctx, const config_setting_t *g, train_config *t)
 {
     const config_setting_t *list = config_setting_get_member(g, "schedule");
@@ -252,17 +337,22 @@ static int parse_schedule(parse_ctx *ctx, const config_setting_t *g, train_confi
         }
         if (check_keys(ctx, row, "a schedule row", step_keys, NULL) < 0)
             return -1;
-        if (cfg_read_int(row, "epochs", 1, 0, 1, &t->schedule[i].epochs, ctx->err) < 0 ||
-            cfg_read_double(row, "lr", 1, 0.0, 0.0, 1, &t->schedule[i].lr, ctx->err) < 0) {
+        lr_step *st = &t->schedule[i];
+        const char *curve = "constant";
+        if (cfg_read_int(row, "epochs", 1, 0, 1, &st->epochs, ctx->err) < 0 ||
+            cfg_read_double(row, "lr", 1, 0.0, 0.0, 1, &st->lr, ctx->err) < 0 ||
+            cfg_read_double(row, "end_lr", 0, st->lr, 0.0, 0, &st->end_lr, ctx->err) < 0 ||
+            cfg_read_string(row, "curve", 0, curve, &curve, ctx->err) < 0 ||
+            parse_curve(row, curve, st, ctx->err) < 0) {
             lo_prefix(ctx->err, "schedule row %d", i + 1);
             return fail_at(ctx, row);
         }
-        if (t->schedule[i].epochs > CONFIG_MAX_EPOCHS) {
+        if (st->epochs > CONFIG_MAX_EPOCHS) {
             lo_fail(ctx->err, "schedule row %d: 'epochs' must be at most %d, got %d", i + 1,
-                    CONFIG_MAX_EPOCHS, t->schedule[i].epochs);
+                    CONFIG_MAX_EPOCHS, st->epochs);
             return fail_at(ctx, row);
         }
-        covered += t->schedule[i].epochs;
+        covered += st->epochs;
     }
     t->n_steps = n;
     if (covered < t->epochs) {
@@ -280,6 +370,7 @@ static int parse_train(parse_ctx *ctx, const config_setting_t *root, train_confi
         return -1;
     if (check_keys(ctx, g, "train", train_keys, NULL) < 0)
         return -1;
+    const char *opt = "sgd";
     if (read_int(ctx, g, "epochs", 1, 0, 1, &t->epochs) < 0)
         return -1;
     if (t->epochs > CONFIG_MAX_EPOCHS) {
@@ -287,12 +378,48 @@ static int parse_train(parse_ctx *ctx, const config_setting_t *root, train_confi
         return fail_at_key(ctx, g, "epochs");
     }
     if (read_int(ctx, g, "batch_size", 1, 0, 1, &t->batch_size) < 0 ||
+        read_string(ctx, g, "optimizer", 0, opt, &opt) < 0 ||
         read_double(ctx, g, "momentum", 0, 0.0, 0.0, 0, &t->momentum) < 0 ||
-        read_double(ctx, g, "weight_decay", 0, 0.0, 0.0, 0, &t->weight_decay) < 0)
+        read_bool(ctx, g, "nesterov", 0, &t->nesterov) < 0 ||
+        read_double(ctx, g, "beta1", 0, 0.9, 0.0, 0, &t->beta1) < 0 ||
+        read_double(ctx, g, "beta2", 0, 0.999, 0.0, 0, &t->beta2) < 0 ||
+        read_double(ctx, g, "eps", 0, 1e-8, 0.0, 1, &t->eps) < 0 ||
+        read_double(ctx, g, "weight_decay", 0, 0.0, 0.0, 0, &t->weight_decay) < 0 ||
+        read_int(ctx, g, "patience", 0, 0, 0, &t->patience) < 0)
         return -1;
     if (t->momentum >= 1.0) {
         lo_fail(ctx->err, "'momentum' must be below 1, got %g", t->momentum);
         return fail_at(ctx, config_setting_get_member(g, "momentum"));
+    }
+    if (below(ctx, g, "beta1", t->beta1, 1.0, 0) < 0 ||
+        below(ctx, g, "beta2", t->beta2, 1.0, 0) < 0)
+        return -1;
+    static const char *const names[] = {"sgd", "adam", "adamw"};
+    int k = 0;
+    while (k < 3 && strcmp(opt, names[k]) != 0)
+        k++;
+    if (k == 3) {
+        lo_fail(ctx->err, "'optimizer' must be \"sgd\", \"adam\" or \"adamw\", not \"%s\"", opt);
+        return fail_at_key(ctx, g, "optimizer");
+    }
+    t->optimizer = (optim_kind)k;
+    /* Settings of the other optimiser would be silently ignored: refused. */
+    static const char *const adam_only[] = {"beta1", "beta2", "eps"};
+    for (int i = 0; i < 3 && t->optimizer == OPTIM_SGD; i++)
+        if (config_setting_get_member(g, adam_only[i])) {
+            lo_fail(ctx->err, "'%s' applies to optimizer \"adam\" or \"adamw\", not \"sgd\"",
+                    adam_only[i]);
+            return fail_at_key(ctx, g, adam_only[i]);
+        }
+    if (t->optimizer != OPTIM_SGD && (t->momentum > 0.0 || t->nesterov)) {
+        const char *key = t->momentum > 0.0 ? "momentum" : "nesterov";
+        lo_fail(ctx->err, "'%s' applies to optimizer \"sgd\", not \"%s\" (its momentum is "
+                "beta1)", key, opt);
+        return fail_at_key(ctx, g, key);
+    }
+    if (t->nesterov && t->momentum == 0.0) {
+        lo_fail(ctx->err, "'nesterov' needs a 'momentum' above 0");
+        return fail_at_key(ctx, g, "nesterov");
     }
     return parse_schedule(ctx, g, t);
 }
@@ -484,6 +611,11 @@ static int parse_all(run_config *cfg, config_t *lc, const cfg_text *text, const 
         parse_data(&ctx, root, &cfg->data) < 0 || parse_layers(&ctx, root, cfg) < 0 ||
         parse_init(&ctx, root, &cfg->init) < 0 || parse_train(&ctx, root, &cfg->train) < 0)
         return -1;
+    if (cfg->train.patience > 0 && cfg->data.validation == 0) {
+        const config_setting_t *train = config_setting_get_member(root, "train");
+        lo_fail(err, "'patience' needs a validation set (data.validation above 0) to watch");
+        return fail_at_key(&ctx, train, "patience");
+    }
     cfg->text = config_to_text(lc);
     if (!cfg->text)
         return lo_fail(err, "out of memory");
@@ -616,15 +748,34 @@ int config_load_string(run_config *cfg, const char *text, const char *source, lo
     return finish_load(cfg, &lc, &checked, rc, source, err);
 }
 
-double config_lr(const run_config *cfg, int epoch)
+double config_lr_at(const run_config *cfg, int epoch, long batch, long batches)
 {
-    long long end = 0; /* rows of up to CONFIG_MAX_EPOCHS each, as many as the list holds */
+    /* epochs before the row: rows of up to CONFIG_MAX_EPOCHS each, as many as the list holds */
+    long long start = 0;
+    const lr_step *row = &cfg->train.schedule[cfg->train.n_steps - 1];
     for (int i = 0; i < cfg->train.n_steps; i++) {
-        end += cfg->train.schedule[i].epochs;
-        if (epoch <= end)
-            return cfg->train.schedule[i].lr;
+        if (epoch <= start + cfg->train.schedule[i].epochs) {
+            row = &cfg->train.schedule[i];
+            break;
+        }
+        start += cfg->train.schedule[i].epochs;
     }
-    return cfg->train.schedule[cfg->train.n_steps - 1].lr;
+    if (row->curve == CURVE_CONSTANT || batches < 1)
+        return row->lr;
+    /* t: the batch's place in the row, from 0 at its first batch towards 1 */
+    const double t = ((double)(epoch - 1 - start) * (double)batches + (double)batch) /
+                     ((double)row->epochs * (double)batches);
+    if (row->curve == CURVE_LINEAR)
+        return row->lr + (row->end_lr - row->lr) * t;
+    return row->end_lr + (row->lr - row->end_lr) * 0.5 * (1.0 + cos(3.14159265358979323846 * t));
+}
+
+double config_lr(const run_config *cfg, int epoch) { return config_lr_at(cfg, epoch, 0, 1); }
+
+int config_augments(const run_config *cfg)
+{
+    const augment_config *a = &cfg->data.augment;
+    return a->shift > 0.0 || a->rotate > 0.0 || a->scale > 0.0 || a->elastic_alpha > 0.0;
 }
 
 void config_free(run_config *cfg)

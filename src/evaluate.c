@@ -23,15 +23,21 @@ int train_set_threads(int threads)
 
 int train_evaluate(net *n, const mnist_set *set, const data_norm *norm, double *cost)
 {
+    return train_evaluate_idx(n, set, norm, NULL, set->count, cost);
+}
+
+int train_evaluate_idx(net *n, const mnist_set *set, const data_norm *norm,
+                       const uint32_t *idx, int count, double *cost)
+{
     /* per-sample results of the last two batches: thread 0 adds up one (in sample order)
      * while the team already evaluates the next */
     uint8_t labels[EVAL_BATCH], miss[2][EVAL_BATCH];
     double loss[2][EVAL_BATCH];
     int wrong = 0, step = n->max_batch < EVAL_BATCH ? n->max_batch : EVAL_BATCH;
     TEAM_OMP("omp parallel")
-    for (int first = 0, k = 0; first < set->count; first += step, k ^= 1) {
-        const int B = set->count - first < step ? set->count - first : step;
-        step_eval(n, set, norm, first, B, labels, miss[k], cost ? loss[k] : NULL);
+    for (int first = 0, k = 0; first < count; first += step, k ^= 1) {
+        const int B = count - first < step ? count - first : step;
+        step_eval_idx(n, set, norm, idx, first, B, labels, miss[k], cost ? loss[k] : NULL);
         team_barrier();
         if (team_thread() == 0)
             for (int b = 0; b < B; b++) {

@@ -1,8 +1,10 @@
-/* layer_act.c - elementwise activations: relu, tanh, sigmoid. Shape-preserving, no
- * parameters; backward uses the forward output (each derivative is a function of y). Every
- * kernel runs over a range of samples. */
+/* layer_act.c - elementwise activations: relu, leaky_relu, tanh, sigmoid. Shape-preserving,
+ * no parameters; backward uses the forward output (each derivative is a function of y), but
+ * leaky_relu's, which reads the input (its slope may be 0). Every kernel runs over a range of
+ * samples. */
 #include <math.h>
 
+#include "cfg_read.h"
 #include "layers.h"
 #include "vec16.h"
 
@@ -61,6 +63,48 @@ static void relu_backward(layer *l, const pass_ctx *p, const float *in, const fl
         din[i] = out[i] > 0.0f ? dout[i] : 0.0f;
 }
 
+static const char *const leaky_keys[] = {"slope", NULL};
+
+/* slope (default 0.01, PyTorch's negative_slope), at least 0. */
+static int leaky_parse(layer *l, const config_setting_t *group, lo_error *err)
+{
+    return cfg_read_double(group, "slope", 0, 0.01, 0.0, 0, &l->u.leaky.slope, err);
+}
+
+static int leaky_setup(layer *l, lo_error *err)
+{
+    if (!(l->u.leaky.slope >= 0.0))
+        return lo_fail(err, "invalid settings: slope %g", l->u.leaky.slope);
+    return act_setup(l, err);
+}
+
+/* y = x for x > 0, slope * x otherwise. */
+static void leaky_forward(const layer *l, const pass_ctx *p, const float *in, float *out,
+                          int lo, int hi)
+{
+    (void)p;
+    const float slope = (float)l->u.leaky.slope;
+    size_t a, b;
+    sample_floats(l, lo, hi, &a, &b);
+    for (size_t i = a; i < b; i++)
+        out[i] = in[i] > 0.0f ? in[i] : slope * in[i];
+}
+
+/* din = dout where x > 0, else slope * dout. */
+static void leaky_backward(layer *l, const pass_ctx *p, const float *in, const float *out,
+                           const float *dout, float *din, int lo, int hi)
+{
+    (void)p;
+    (void)out;
+    const float slope = (float)l->u.leaky.slope;
+    size_t a, b;
+    if (!din)
+        return;
+    sample_floats(l, lo, hi, &a, &b);
+    for (size_t i = a; i < b; i++)
+        din[i] = in[i] > 0.0f ? dout[i] : slope * dout[i];
+}
+
 static void tanh_forward(const layer *l, const pass_ctx *p, const float *in, float *out, int lo,
                          int hi)
 {
@@ -116,6 +160,16 @@ const layer_ops relu_ops = {
     .split = act_split,
     .forward = relu_forward,
     .backward = relu_backward,
+};
+
+const layer_ops leaky_relu_ops = {
+    .kind = "leaky_relu",
+    .keys = leaky_keys,
+    .parse = leaky_parse,
+    .setup = leaky_setup,
+    .split = act_split,
+    .forward = leaky_forward,
+    .backward = leaky_backward,
 };
 
 const layer_ops tanh_ops = {

@@ -1,10 +1,28 @@
 /* layer_softmax_xent.c - softmax followed by cross-entropy against integer labels: the
  * network's loss layer. Forward writes probabilities; backward writes the gradient of the
- * batch-mean loss with respect to the logits. Both run over ranges of samples. */
+ * batch-mean loss with respect to the logits. Both run over ranges of samples.
+ *
+ * label_smoothing s is PyTorch's CrossEntropyLoss(label_smoothing=s): the target is
+ * (1 - s) onehot(label) + s / K, so the loss is (1 - s) (-log p_label) + s / K sum_k (-log p_k)
+ * and its gradient p - target. With s = 0 both are computed exactly as without it. */
 #include <limits.h>
 #include <math.h>
 
+#include "cfg_read.h"
 #include "layers.h"
+
+static const char *const xent_keys[] = {"label_smoothing", NULL};
+
+/* label_smoothing (default 0), in [0, 1]. */
+static int xent_parse(layer *l, const config_setting_t *group, lo_error *err)
+{
+    double *s = &l->u.xent.smoothing;
+    if (cfg_read_double(group, "label_smoothing", 0, 0.0, 0.0, 0, s, err) < 0)
+        return -1;
+    if (*s > 1.0)
+        return lo_fail(err, "'label_smoothing' must be at most 1, got %g", *s);
+    return 0;
+}
 
 /* Flattens its input into classes = c*h*w logits: out {classes, 1, 1}. */
 static int xent_setup(layer *l, lo_error *err)
@@ -66,12 +84,18 @@ static void xent_backward(layer *l, const pass_ctx *p, const float *in, const fl
         return;
     const int K = l->out.c;
     const float fb = (float)p->batch;
+    const double s = l->u.xent.smoothing;
+    const float hit = (float)(1.0 - s + s / K), miss = (float)(s / K);
     for (int n = lo; n < hi; n++) {
         const float *y = out + (size_t)n * K;
         float *d = din + (size_t)n * K;
         const int label = p->labels[n];
-        for (int k = 0; k < K; k++)
-            d[k] = (y[k] - (k == label ? 1.0f : 0.0f)) / fb;
+        if (s == 0.0)
+            for (int k = 0; k < K; k++)
+                d[k] = (y[k] - (k == label ? 1.0f : 0.0f)) / fb;
+        else
+            for (int k = 0; k < K; k++)
+                d[k] = (y[k] - (k == label ? hit : miss)) / fb;
     }
 }
 
@@ -88,12 +112,20 @@ static double xent_loss(const layer *l, const float *in, const float *out, int n
     double sum = 0.0;
     for (int k = 0; k < classes; k++)
         sum += exp((double)logits[k] - m);
-    return m + log(sum) - (double)logits[label];
+    const double s = l->u.xent.smoothing;
+    if (s == 0.0)
+        return m + log(sum) - (double)logits[label];
+    double all = 0.0; /* sum over k of -log p_k */
+    for (int k = 0; k < classes; k++)
+        all += m + log(sum) - (double)logits[k];
+    return (1.0 - s) * (m + log(sum) - (double)logits[label]) + s / classes * all;
 }
 
 const layer_ops softmax_xent_ops = {
     .kind = "softmax_xent",
+    .keys = xent_keys,
     .is_loss = 1,
+    .parse = xent_parse,
     .setup = xent_setup,
     .split = xent_split,
     .forward = xent_forward,

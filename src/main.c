@@ -40,6 +40,8 @@ const cli_command cli_commands[] = {
     {"plot", "[-o FILE] RUN_DIR...", "draw the error curves of runs into one SVG", "o", cmd_plot},
     {"predict", "[--invert] CHECKPOINT IMAGE...", "classify PNG/PGM images (or --idx FILE)",
      "otILN", cmd_predict},
+    {"augment", "[-o DIR] CONFIG", "write DIR/augment.png: 64 training digits as augmented",
+     "os", cmd_augment},
 };
 const int cli_n_commands = (int)(sizeof cli_commands / sizeof cli_commands[0]);
 

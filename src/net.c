@@ -35,6 +35,16 @@ static size_t stat_total(const layer *l)
     return (size_t)l->ops->stat_phases(l, 1) * l->ops->stat_floats(l);
 }
 
+size_t net_state_floats(const layer *l)
+{
+    size_t k = 0;
+    if (!l->ops->state_names)
+        return 0;
+    while (l->ops->state_names[k])
+        k++;
+    return k * l->ops->state_floats(l);
+}
+
 /* The layer's split of a phase (layer.h; LAYER_WHOLE when the kind declares none). */
 static layer_split split_of(const layer *l, layer_phase phase)
 {
@@ -52,6 +62,8 @@ static int check_contract(const layer *l, lo_error *err)
     if (l->ops->stat_phases && (!l->ops->stat_floats || !l->ops->stat_sample ||
                                 !l->ops->stat_done))
         return lo_fail(err, "the kind has batch statistics but not all their operations");
+    if (l->ops->state_names && (!l->ops->state_floats || !l->ops->state_init))
+        return lo_fail(err, "the kind has state but not all its operations");
     if (l->ops->grad_first && split_of(l, LAYER_GRAD) == LAYER_WHOLE)
         return lo_fail(err, "the kind reads its finished gradient in backward, which it makes "
                        "itself");
@@ -131,6 +143,10 @@ static void place_tensors(net *n)
         layer *l = &n->layers[i];
         const size_t s = stat_total(l);
         l->stat = s ? arena_take(&n->stat_arena, s) : NULL;
+        const size_t k = net_state_floats(l);
+        l->state = k ? arena_take(&n->state_arena, k) : NULL;
+        if (k)
+            l->ops->state_init(l);
     }
     n->params = n->param_arena.base;
     n->grads = n->grad_arena.base;
@@ -184,17 +200,19 @@ int net_build(net *n, const layer *layers, int n_layers, shape3 input, int max_b
     }
     mark_fused_relus(n);
     size_t B = (size_t)max_batch;
-    size_t p = 0, a = arena_round(B * shape3_size(input)), d = 0, st = 0;
+    size_t p = 0, a = arena_round(B * shape3_size(input)), d = 0, st = 0, state = 0;
     for (int i = 0; i < n_layers; i++) {
         const layer *l = &n->layers[i];
         p += arena_round(l->n_weight) + arena_round(l->n_bias);
         st += arena_round(stat_total(l));
+        state += arena_round(net_state_floats(l));
         a += l->relu_fused ? 0 : arena_round(B * shape3_size(l->out));
         d += arena_round(B * shape3_size(l->out));
     }
     if (arena_init(&n->param_arena, p) < 0 || arena_init(&n->grad_arena, p) < 0 ||
         arena_init(&n->act_arena, a) < 0 || arena_init(&n->dact_arena, d) < 0 ||
-        (st && arena_init(&n->stat_arena, st) < 0) || net_team_init(n) < 0) {
+        (st && arena_init(&n->stat_arena, st) < 0) ||
+        (state && arena_init(&n->state_arena, state) < 0) || net_team_init(n) < 0) {
         net_free(n);
         return lo_fail(err, "out of memory allocating the network's arenas");
     }
@@ -205,7 +223,8 @@ int net_build(net *n, const layer *layers, int n_layers, shape3 input, int max_b
 size_t net_memory_bytes(const net *n)
 {
     return sizeof(float) * (n->param_arena.size + n->grad_arena.size + n->act_arena.size +
-                            n->dact_arena.size + n->stat_arena.size) +
+                            n->dact_arena.size + n->stat_arena.size +
+                            n->state_arena.size) +
            net_team_bytes(n);
 }
 
@@ -230,6 +249,10 @@ void net_init_params(net *n, const init_config *init, uint64_t seed)
     rng_seed(&r, seed);
     for (int i = 0; i < n->n_layers; i++) {
         layer *l = &n->layers[i];
+        if (l->ops->init_params) {
+            l->ops->init_params(l);
+            continue;
+        }
         for (size_t k = 0; k < l->n_weight; k++)
             l->weight[k] = draw_weight(&r, init, l->fan_in, l->fan_out);
         for (size_t k = 0; k < l->n_bias; k++)
@@ -290,6 +313,7 @@ void net_free(net *n)
     arena_free(&n->act_arena);
     arena_free(&n->dact_arena);
     arena_free(&n->stat_arena);
+    arena_free(&n->state_arena);
     net_team_free(n);
     free(n->layers);
     free(n->act);

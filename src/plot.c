@@ -19,6 +19,7 @@
 
 #define HEADER6 "epoch,lr,cost,train_errors,test_errors,seconds"
 #define HEADER8 HEADER6 ",train_count,test_count"
+#define HEADER10 HEADER8 ",val_errors,val_count"
 #define DEFAULT_TRAIN_COUNT 60000 /* MNIST, for metrics.csv files without the counts */
 #define DEFAULT_TEST_COUNT 10000
 
@@ -67,16 +68,19 @@ static int parse_count(const char *text, int *out)
     return 0;
 }
 
-/* Parses one data line (modified in place) into p. ncols is 6 or 8. Returns 0, or -1 with
- * err describing the problem (without the file and line). */
-static int parse_row(char *line, int ncols, plot_point *p, int *test_errors, lo_error *err)
+/* Parses one data line (modified in place) into p. ncols is 6, 8 or 10. Returns 0, or -1 with
+ * err describing the problem (without the file and line). *score: the errors that rank the
+ * epoch (validation's when there are 10 columns, else test's). */
+static int parse_row(char *line, int ncols, plot_point *p, int *score, lo_error *err)
 {
-    static const char *const names[8] = {"epoch",       "lr",      "cost",        "train_errors",
-                                         "test_errors", "seconds", "train_count", "test_count"};
-    char *field[9];
+    static const char *const names[10] = {"epoch",       "lr",          "cost",
+                                          "train_errors", "test_errors", "seconds",
+                                          "train_count", "test_count",  "val_errors",
+                                          "val_count"};
+    char *field[11];
     int n = 0;
     for (char *s = line;; s++) {
-        if (n < 9)
+        if (n < 11)
             field[n] = s;
         n++;
         s = strchr(s, ',');
@@ -86,7 +90,7 @@ static int parse_row(char *line, int ncols, plot_point *p, int *test_errors, lo_
     }
     if (n != ncols)
         return lo_fail(err, "expected %d comma-separated fields, found %d", ncols, n);
-    int v[8] = {0, 0, 0, 0, 0, 0, DEFAULT_TRAIN_COUNT, DEFAULT_TEST_COUNT};
+    int v[10] = {0, 0, 0, 0, 0, 0, DEFAULT_TRAIN_COUNT, DEFAULT_TEST_COUNT, 0, 1};
     for (int i = 0; i < ncols; i++) {
         if (i == 1 || i == 2 || i == 5)
             continue;
@@ -101,13 +105,16 @@ static int parse_row(char *line, int ncols, plot_point *p, int *test_errors, lo_
         return lo_fail(err, "epoch must be at least 1");
     if (v[6] < 1 || v[7] < 1)
         return lo_fail(err, "set sizes must be at least 1");
-    if (v[3] > v[6] || v[4] > v[7])
+    if (v[9] < 1)
+        return lo_fail(err, "set sizes must be at least 1");
+    if (v[3] > v[6] || v[4] > v[7] || v[8] > v[9])
         return lo_fail(err, "more errors than samples");
     p->epoch = v[0];
     p->cost = cost;
     p->train_rate = 100.0 * v[3] / v[6];
     p->test_rate = 100.0 * v[4] / v[7];
-    *test_errors = v[4];
+    p->val_rate = ncols == 10 ? 100.0 * v[8] / v[9] : -1.0;
+    *score = ncols == 10 ? v[8] : v[4];
     return 0;
 }
 
@@ -147,10 +154,14 @@ static int read_rows(FILE *f, const char *path, plot_series *out, lo_error *err)
             break;
         }
         if (lineno == 1) {
-            ncols = strcmp(line, HEADER6) == 0 ? 6 : strcmp(line, HEADER8) == 0 ? 8 : 0;
+            ncols = strcmp(line, HEADER6) == 0    ? 6
+                    : strcmp(line, HEADER8) == 0  ? 8
+                    : strcmp(line, HEADER10) == 0 ? 10
+                                                  : 0;
             if (!ncols)
-                rc = lo_fail(err, "%s:1: unexpected header '%.80s' (expected '%s')", path, line,
-                             HEADER8);
+                rc = lo_fail(err, "%s:1: unexpected header '%.80s' (expected '%s' or '%s')",
+                             path, line, HEADER8, HEADER10);
+            out->has_val = ncols == 10;
             continue;
         }
         if (len == 0)
@@ -170,16 +181,16 @@ static int read_rows(FILE *f, const char *path, plot_series *out, lo_error *err)
             alloc = more;
         }
         plot_point *p = &out->points[out->n];
-        int test_errors = 0;
-        if (parse_row(line, ncols, p, &test_errors, err) < 0) {
+        int score = 0;
+        if (parse_row(line, ncols, p, &score, err) < 0) {
             rc = lo_prefix(err, "%s:%d", path, lineno);
         } else if (out->n > 0 && p->epoch <= out->points[out->n - 1].epoch) {
             rc = lo_fail(err, "%s:%d: epoch %d does not follow epoch %d", path, lineno,
                          p->epoch, out->points[out->n - 1].epoch);
         } else {
-            if (out->best_epoch == 0 || test_errors < best_errors) {
+            if (out->best_epoch == 0 || score < best_errors) {
                 out->best_epoch = p->epoch;
-                best_errors = test_errors;
+                best_errors = score;
             }
             out->n++;
         }
@@ -299,8 +310,9 @@ static const char *const palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e"
 #define ONE_TEST "#1f77b4"
 #define ONE_TRAIN "#ff7f0e"
 #define ONE_COST "#2ca02c"
+#define ONE_VAL "#9467bd"
 
-enum { V_TRAIN, V_TEST, V_COST };
+enum { V_TRAIN, V_TEST, V_VAL, V_COST };
 
 /* One panel: its frame in pixels and its log-scale y range. */
 typedef struct panel {
@@ -314,7 +326,10 @@ typedef struct panel {
 /* The value `which` of an epoch. */
 static double value_of(const plot_point *p, int which)
 {
-    return which == V_TRAIN ? p->train_rate : which == V_TEST ? p->test_rate : p->cost;
+    return which == V_TRAIN  ? p->train_rate
+           : which == V_TEST ? p->test_rate
+           : which == V_VAL  ? p->val_rate
+                             : p->cost;
 }
 
 /* The x pixel of an epoch. */
@@ -387,6 +402,8 @@ static void fit_panel(panel *pn, const plot_series *runs, int n_runs, int a, int
     for (int r = 0; r < n_runs; r++)
         for (int i = 0; i < runs[r].n; i++)
             for (int w = a; w <= b; w++) {
+                if (w == V_VAL && (n_runs > 1 || !runs[r].has_val))
+                    continue; /* drawn for a single run only */
                 double v = value_of(&runs[r].points[i], w);
                 if (v > 0 && v < lo)
                     lo = v;
@@ -536,17 +553,21 @@ static void draw_one(FILE *fp, const panel *top, const panel *bottom, const plot
                 "stroke-width=\"1.5\"/>\n", x, y, ONE_TEST);
     }
     draw_curve(fp, top, s, V_TRAIN, ONE_TRAIN, 1, 1);
+    if (s->has_val)
+        draw_curve(fp, top, s, V_VAL, ONE_VAL, 0, 1);
     draw_curve(fp, top, s, V_TEST, ONE_TEST, 0, 0);
     draw_curve(fp, bottom, s, V_COST, ONE_COST, 0, 0);
     legend_entry(fp, LEGEND_X, top->y0 + 10, ONE_TEST, 0, 1, 0, "test", 24);
     legend_entry(fp, LEGEND_X, top->y0 + 32, ONE_TRAIN, 1, 1, 1, "train", 24);
+    const double y = top->y0 + (s->has_val ? 22 : 0);
+    if (s->has_val)
+        legend_entry(fp, LEGEND_X, top->y0 + 54, ONE_VAL, 0, 1, 1, "validation", 24);
     fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#777777\" "
-            "stroke-dasharray=\"3 3\"/>\n", LEGEND_X + 14, top->y0 + 46, LEGEND_X + 14,
-            top->y0 + 62);
+            "stroke-dasharray=\"3 3\"/>\n", LEGEND_X + 14, y + 46, LEGEND_X + 14, y + 62);
     fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\">best epoch (fewest</text>\n", LEGEND_X + 36,
-            top->y0 + 52);
-    fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\">test errors)</text>\n", LEGEND_X + 36,
-            top->y0 + 67);
+            y + 52);
+    fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\">%s errors)</text>\n", LEGEND_X + 36, y + 67,
+            s->has_val ? "validation" : "test");
     legend_entry(fp, LEGEND_X, bottom->y0 + 10, ONE_COST, 0, 1, 0, "training cost", 24);
 }
 
@@ -601,7 +622,7 @@ static void write_figure(FILE *fp, const plot_series *runs, int n_runs)
         if (runs[r].n > 0 && runs[r].points[runs[r].n - 1].epoch > last)
             last = runs[r].points[runs[r].n - 1].epoch;
     top.x_max = bottom.x_max = last;
-    fit_panel(&top, runs, n_runs, V_TRAIN, V_TEST);
+    fit_panel(&top, runs, n_runs, V_TRAIN, V_VAL);
     fit_panel(&bottom, runs, n_runs, V_COST, V_COST);
     /* Legend rows: 32 px per run, plus the style key; the figure grows if they need it. */
     double legend_end = TOP_Y0 + 10 + n_runs * (n_runs <= 10 ? 32 : 15) + 60;

@@ -7,8 +7,9 @@
 #include "layers.h"
 
 static const layer_ops *const kinds[] = {
-    &conv_ops, &maxpool_ops, &avgpool_ops, &dense_ops,
-    &relu_ops, &tanh_ops,    &sigmoid_ops, &softmax_xent_ops,
+    &conv_ops,  &maxpool_ops,   &avgpool_ops,    &dense_ops,
+    &relu_ops,  &tanh_ops,      &sigmoid_ops,    &softmax_xent_ops,
+    &batchnorm_ops, &dropout_ops, &leaky_relu_ops,
 };
 
 #define N_KINDS (sizeof kinds / sizeof kinds[0])

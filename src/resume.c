@@ -133,7 +133,8 @@ int resume_restore(run *r, int *complete, lo_error *err)
         return 0;
     }
     ckpt_info info;
-    ckpt_state st = {.velocity = r->velocity};
+    ckpt_state st = {.velocity = r->velocity, .exp_avg = r->exp_avg,
+                     .exp_avg_sq = r->exp_avg_sq};
     char *stored = NULL, note[CONFIG_PATH_MAX + 400] = "";
     int checksum;
     if (ckpt_peek(newest, &info, &checksum, err) < 0 ||
@@ -144,7 +145,7 @@ int resume_restore(run *r, int *complete, lo_error *err)
                  "lenet-omp): its contents are not verified\n", newest);
     int rc = resume_same_config(cfg, stored, newest, err);
     free(stored);
-    long batches = (r->train.count + cfg->train.batch_size - 1) / cfg->train.batch_size;
+    long batches = (r->n_train + cfg->train.batch_size - 1) / cfg->train.batch_size;
     if (rc == 0 && strcmp(newest, path) != 0 &&
         (info.epoch != newest_epoch || info.batch != 0))
         rc = lo_fail(err, "%s: its metadata says epoch %d, batch %d", newest, info.epoch,
@@ -156,17 +157,15 @@ int resume_restore(run *r, int *complete, lo_error *err)
         report_printf(&r->log, "resume: %s is past epoch %d: nothing to train\n", newest,
                       cfg->train.epochs);
     } else if (rc == 0) {
-        for (int e = 0; e < st.n_history; e++) {
+        for (int e = 0; e < st.n_history; e++)
             r->history[e] = st.history[e];
-            if (r->best_epoch == 0 || st.history[e].test_errors <
-                                          r->history[r->best_epoch - 1].test_errors)
-                r->best_epoch = e + 1;
-        }
+        r->best_epoch = train_best_epoch(r->history, st.n_history);
         r->epochs_done = st.n_history;
+        r->opt_step = st.opt_step;
         rc = run_dir_read_seconds(cfg->output_dir, r->history, st.n_history, r->seconds, err);
         /* Epochs 1..info.epoch were shuffled: replay them from the identity. */
         for (int e = 0; e < info.epoch; e++)
-            rng_shuffle(&r->shuffle, r->order, (uint32_t)r->train.count);
+            rng_shuffle(&r->shuffle, r->order, (uint32_t)r->n_train);
         if (rc == 0 && memcmp(r->shuffle.s, st.shuffle, sizeof st.shuffle) != 0)
             rc = lo_fail(err, "%s: the shuffle of the training set does not replay as stored "
                          "(were the training images changed?)", newest);

@@ -3,12 +3,18 @@
 
 #include <math.h>
 
-static uint64_t splitmix64(uint64_t *x)
+static uint64_t mix64(uint64_t z)
 {
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
+}
+
+static uint64_t splitmix64(uint64_t *x) { return mix64(*x += 0x9E3779B97F4A7C15ull); }
+
+uint64_t rng_hash(uint64_t key, uint64_t value)
+{
+    return mix64(key + 0x9E3779B97F4A7C15ull * (value + 1));
 }
 
 static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }

@@ -133,11 +133,17 @@ int run_dir_write_metrics(const char *dir, const ckpt_info *history, const doubl
     snprintf(path, sizeof path, "%s/metrics.csv", dir);
     if (atomic_open(&f, path, err) < 0)
         return -1;
-    fprintf(f.fp, "epoch,lr,cost,train_errors,test_errors,seconds,train_count,test_count\n");
+    /* a run with a validation set adds its two columns (plot.c reads both forms) */
+    const int val = n > 0 && history[0].val_count > 0;
+    fprintf(f.fp, "epoch,lr,cost,train_errors,test_errors,seconds,train_count,test_count%s\n",
+            val ? ",val_errors,val_count" : "");
     for (int e = 0; e < n; e++) {
         const ckpt_info *h = &history[e];
-        fprintf(f.fp, "%d,%.10g,%.10g,%d,%d,%.3f,%d,%d\n", h->epoch, h->lr, h->cost,
+        fprintf(f.fp, "%d,%.10g,%.10g,%d,%d,%.3f,%d,%d", h->epoch, h->lr, h->cost,
                 h->train_errors, h->test_errors, seconds[e], h->train_count, h->test_count);
+        if (val)
+            fprintf(f.fp, ",%d,%d", h->val_errors, h->val_count);
+        fputc('\n', f.fp);
     }
     return atomic_commit(&f, err);
 }
@@ -193,7 +199,7 @@ int run_dir_write_plot(const char *dir, const char *name, const ckpt_info *histo
                        int best_epoch, lo_error *err)
 {
     char path[CONFIG_PATH_MAX + 32];
-    plot_series s = {.n = n, .best_epoch = best_epoch};
+    plot_series s = {.n = n, .best_epoch = best_epoch, .has_val = n > 0 && history[0].val_count};
     s.points = malloc((size_t)n * sizeof *s.points);
     if (!s.points)
         return lo_fail(err, "out of memory");
@@ -201,7 +207,8 @@ int run_dir_write_plot(const char *dir, const char *name, const ckpt_info *histo
     for (int e = 0; e < n; e++) {
         const ckpt_info *h = &history[e];
         s.points[e] = (plot_point){h->epoch, 100.0 * h->train_errors / h->train_count,
-                                   100.0 * h->test_errors / h->test_count, h->cost};
+                                   100.0 * h->test_errors / h->test_count, h->cost,
+                                   h->val_count ? 100.0 * h->val_errors / h->val_count : -1.0};
     }
     snprintf(path, sizeof path, "%s/errors.svg", dir);
     int rc = plot_write_svg(path, &s, 1, err);

@@ -1,7 +1,9 @@
-/* train.c - the epoch loop: seeded shuffle, SGD on batch means, evaluation after each epoch,
- * a checkpoint and the run's files after it, stopping cleanly after a SIGINT/SIGTERM
- * (stop_signal.c) and on divergence (docs/robustness.md). The run directory is run_dir.c's,
- * resuming resume.c's, evaluation evaluate.c's. */
+/* train.c - the epoch loop: a seeded validation split, seeded shuffle, the optimiser's steps on
+ * batch means at the schedule's per-batch rate (augmented images when asked), evaluation after
+ * each epoch, a checkpoint and the run's files after it, early stopping on the validation
+ * errors, stopping cleanly after a SIGINT/SIGTERM (stop_signal.c) and on divergence
+ * (docs/robustness.md). The run directory is run_dir.c's, resuming resume.c's, evaluation
+ * evaluate.c's. */
 #define _POSIX_C_SOURCE 200809L
 #include "train.h"
 
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include "atomic_file.h"
+#include "augment.h"
 #include "checkpoint.h"
 #include "optim.h"
 #include "regular_file.h"
@@ -24,9 +27,79 @@
 #include "stop_signal.h"
 #include "team.h"
 
-/* Seeds of the two random streams, derived from the config's seed. */
+/* Seeds of the random streams, derived from the config's seed (dropout and augmentation key
+ * theirs by sample: layer_dropout.c, augment.c). */
 #define INIT_STREAM(seed) ((seed) * 2u)
 #define SHUFFLE_STREAM(seed) ((seed) * 2u + 1u)
+#define VALIDATION_STREAM(seed) rng_hash((seed) ^ 0x76616c6964617465ull /* "validate" */, 0)
+
+int train_check_validation(const run_config *cfg, int train_count, lo_error *err)
+{
+    const int n = cfg->data.validation;
+    if (n < train_count)
+        return 0;
+    if (cfg->data.validation_line > 0)
+        return lo_fail(err, "%s:%d: 'validation' must be smaller than the training set (%d "
+                       "images in %s), got %d", cfg->source, cfg->data.validation_line,
+                       train_count, cfg->data.train_images, n);
+    return lo_fail(err, "%s: 'validation' must be smaller than the training set (%d images in "
+                   "%s), got %d", cfg->source, train_count, cfg->data.train_images, n);
+}
+
+/* Holds data.validation training images out, chosen by their own stream: train_idx and
+ * val_idx, each in index order. Without a validation set no number is drawn and train_idx is
+ * every image. */
+static int split_validation(run *r, lo_error *err)
+{
+    const int count = r->train.count, n = r->cfg->data.validation;
+    if (train_check_validation(r->cfg, count, err) < 0)
+        return -1;
+    r->n_val = n;
+    r->n_train = count - n;
+    r->train_idx = malloc((size_t)count * sizeof *r->train_idx);
+    r->val_idx = malloc((size_t)(n > 0 ? n : 1) * sizeof *r->val_idx);
+    unsigned char *held = calloc((size_t)count, 1);
+    if (!r->train_idx || !r->val_idx || !held) {
+        free(held);
+        return lo_fail(err, "out of memory");
+    }
+    for (int i = 0; i < count; i++)
+        r->train_idx[i] = (uint32_t)i;
+    if (n > 0) { /* the first n of a partial Fisher-Yates shuffle */
+        rng g;
+        rng_seed(&g, VALIDATION_STREAM(r->cfg->seed));
+        for (int i = 0; i < n; i++) {
+            const uint32_t j = (uint32_t)i + rng_below(&g, (uint32_t)(count - i));
+            const uint32_t t = r->train_idx[i];
+            r->train_idx[i] = r->train_idx[j];
+            r->train_idx[j] = t;
+            held[r->train_idx[i]] = 1;
+        }
+    }
+    for (int i = 0, a = 0, b = 0; i < count; i++) {
+        if (held[i])
+            r->val_idx[b++] = (uint32_t)i;
+        else
+            r->train_idx[a++] = (uint32_t)i;
+    }
+    free(held);
+    return 0;
+}
+
+int train_best_epoch(const ckpt_info *history, int n)
+{
+    int best = 0;
+    for (int e = 1; e <= n; e++)
+        if (best == 0 || history_score(&history[e - 1]) < history_score(&history[best - 1]))
+            best = e;
+    return best;
+}
+
+int train_patience_out(const run_config *cfg, const ckpt_info *history, int n)
+{
+    const int best = train_best_epoch(history, n);
+    return cfg->train.patience > 0 && best > 0 && n - best >= cfg->train.patience;
+}
 
 static int open_run(run *r, const run_config *cfg, lo_error *err)
 {
@@ -48,20 +121,27 @@ static int open_run(run *r, const run_config *cfg, lo_error *err)
                        cfg->source, net_classes(&r->n));
     if (net_prepare_training(&r->n, cfg->train.batch_size, err) < 0)
         return -1;
+    if (split_validation(r, err) < 0)
+        return -1;
     net_init_params(&r->n, &cfg->init, INIT_STREAM(cfg->seed));
     rng_seed(&r->shuffle, SHUFFLE_STREAM(cfg->seed));
-    r->order = malloc((size_t)r->train.count * sizeof *r->order);
+    r->order = malloc((size_t)r->n_train * sizeof *r->order);
     r->labels = malloc((size_t)max_batch);
     r->n_history_max = cfg->train.epochs;
     r->history = calloc((size_t)cfg->train.epochs, sizeof *r->history);
     r->seconds = calloc((size_t)cfg->train.epochs, sizeof *r->seconds);
-    if (cfg->train.momentum > 0)
+    const int sgd_momentum = cfg->train.optimizer == OPTIM_SGD && cfg->train.momentum > 0;
+    const int adam = cfg->train.optimizer != OPTIM_SGD;
+    if (sgd_momentum)
         r->velocity = calloc(r->n.n_params, sizeof *r->velocity);
+    if (adam) {
+        r->exp_avg = calloc(r->n.n_params, sizeof *r->exp_avg);
+        r->exp_avg_sq = calloc(r->n.n_params, sizeof *r->exp_avg_sq);
+    }
     if (!r->order || !r->labels || !r->history || !r->seconds ||
-        (cfg->train.momentum > 0 && !r->velocity))
+        (sgd_momentum && !r->velocity) || (adam && (!r->exp_avg || !r->exp_avg_sq)))
         return lo_fail(err, "out of memory");
-    for (int i = 0; i < r->train.count; i++)
-        r->order[i] = (uint32_t)i;
+    memcpy(r->order, r->train_idx, (size_t)r->n_train * sizeof *r->order);
     int digits = snprintf(NULL, 0, "%d", cfg->train.epochs);
     r->ckpt_digits = digits < 2 ? 2 : digits;
     return 0;
@@ -74,6 +154,10 @@ static void close_run(run *r)
     mnist_free(&r->test);
     net_free(&r->n);
     free(r->velocity);
+    free(r->exp_avg);
+    free(r->exp_avg_sq);
+    free(r->train_idx);
+    free(r->val_idx);
     free(r->order);
     free(r->labels);
     free(r->history);
@@ -124,20 +208,36 @@ static int prepare_output(run *r, int resume, int *complete, lo_error *err)
 /* How an epoch's batch loop ended. */
 typedef enum { EPOCH_DONE, EPOCH_STOPPED, EPOCH_DIVERGED } epoch_end;
 
-/* One epoch of SGD from batch *batch (0: shuffle first; > 0: resumed, already shuffled), adding
- * the training cross-entropy to *cost. Checks the stop flag between batches and the loss after
- * each; *batch ends as the number of batches done. */
+/* Batch k of the epoch's update: the optimiser at the schedule's rate of that batch, Adam's
+ * bias correction at its step count t (a pure function: every thread computes the same). */
+static optim_update update_of(const run *r, int epoch, long k, long batches, uint64_t t)
+{
+    const train_config *c = &r->cfg->train;
+    const double lr = config_lr_at(r->cfg, epoch, k, batches);
+    optim_update u = {.kind = c->optimizer, .lr = (float)lr, .momentum = (float)c->momentum,
+                      .weight_decay = (float)c->weight_decay, .nesterov = c->nesterov,
+                      .velocity = r->velocity, .exp_avg = r->exp_avg,
+                      .exp_avg_sq = r->exp_avg_sq};
+    if (c->optimizer != OPTIM_SGD)
+        u.adam = optim_adam_coeffs(lr, c->beta1, c->beta2, c->eps, c->weight_decay,
+                                   c->optimizer == OPTIM_ADAMW, t);
+    return u;
+}
+
+/* One epoch of training from batch *batch (0: shuffle first; > 0: resumed, already shuffled),
+ * adding the training cross-entropy to *cost. Checks the stop flag between batches and the
+ * loss after each; *batch ends as the number of batches done (r->opt_step counts them). */
 static epoch_end train_epoch(run *r, int epoch, int *batch, double *cost)
 {
-    const train_config *t = &r->cfg->train;
-    float lr = (float)config_lr(r->cfg, epoch);
-    int B = t->batch_size, count = r->train.count;
+    const run_config *cfg = r->cfg;
+    int B = cfg->train.batch_size, count = r->n_train;
     long batches = (count + B - 1) / B;
     progress bar;
     if (*batch == 0)
         rng_shuffle(&r->shuffle, r->order, (uint32_t)count);
     progress_start(&bar, &r->log, batches);
-    const sgd_update u = {lr, (float)t->momentum, (float)t->weight_decay, r->velocity};
+    const int augment = config_augments(cfg);
+    const uint64_t step0 = r->opt_step;
     epoch_end end = EPOCH_DONE;
     long k0 = *batch, done = k0;
     /* One parallel region for the whole epoch. Before each batch thread 0 decides whether to
@@ -152,18 +252,24 @@ static epoch_end train_epoch(run *r, int epoch, int *batch, double *cost)
                 progress_update(&bar, k);
         }
         const int first = (int)(k * B), size = count - first < B ? count - first : B;
-        step_fill(&r->n, &r->train, &r->train_norm, r->order + first, 0, size, r->labels);
+        if (augment)
+            step_fill_augmented(&r->n, &r->train, &r->train_norm, &cfg->data.augment, cfg->seed,
+                                epoch, r->order + first, size, r->labels);
+        else
+            step_fill(&r->n, &r->train, &r->train_norm, r->order + first, 0, size, r->labels);
         if (end != EPOCH_DONE)
             break;
-        const pass_ctx p = {.training = 1, .epoch = epoch, .seed = r->cfg->seed,
+        const pass_ctx p = {.training = 1, .epoch = epoch, .seed = cfg->seed,
                             .sample0 = (uint64_t)first, .batch = size, .labels = r->labels};
-        step_train(&r->n, &p, size, &u, cost);
+        const optim_update u = update_of(r, epoch, k, batches, step0 + (uint64_t)(k - k0) + 1);
+        step_train_with(&r->n, &p, size, &u, cost);
     }
     if (end == EPOCH_DONE) { /* after the last batch */
         done = batches;
         end = isfinite(*cost) ? EPOCH_DONE : EPOCH_DIVERGED;
     }
     *batch = (int)done;
+    r->opt_step = step0 + (uint64_t)(done - k0);
     if (end != EPOCH_DONE) {
         if (r->log.tty)
             fputc('\n', stdout);
@@ -206,7 +312,9 @@ static int write_run_files(run *r, int done, lo_error *err)
 /* The training state to save after epoch `epoch`'s shuffle, with history rows 1..done. */
 static ckpt_state state_of(run *r, int done)
 {
-    ckpt_state st = {.velocity = r->velocity, .n_history = done, .history = r->history};
+    ckpt_state st = {.velocity = r->velocity, .n_history = done, .history = r->history,
+                     .exp_avg = r->exp_avg, .exp_avg_sq = r->exp_avg_sq,
+                     .opt_step = r->opt_step};
     memcpy(st.shuffle, r->shuffle.s, sizeof st.shuffle);
     return st;
 }
@@ -220,14 +328,22 @@ static int finish_epoch(run *r, int epoch, double cost, double started, lo_error
     h->epoch = epoch;
     h->lr = config_lr(r->cfg, epoch);
     h->cost = cost;
-    h->train_count = r->train.count;
+    h->train_count = r->n_train;
     h->test_count = r->test.count;
+    h->val_count = r->n_val;
     h->batch = 0;
-    h->train_errors = train_evaluate(&r->n, &r->train, &r->train_norm, NULL);
+    h->train_errors = train_evaluate_idx(&r->n, &r->train, &r->train_norm,
+                                         r->n_val ? r->train_idx : NULL, r->n_train, NULL);
+    h->val_errors = r->n_val ? train_evaluate_idx(&r->n, &r->train, &r->train_norm, r->val_idx,
+                                                  r->n_val, NULL)
+                             : 0;
     h->test_errors = train_evaluate(&r->n, &r->test, &r->test_norm, NULL);
     report_printf(&r->log, "Done, total cost of epoch %d: %.12g\n", epoch, cost);
     report_printf(&r->log, "0/1 error(s) of training set: %d / %d\n", h->train_errors,
                   h->train_count);
+    if (r->n_val)
+        report_printf(&r->log, "0/1 error(s) of validation set: %d / %d\n", h->val_errors,
+                      h->val_count);
     report_printf(&r->log, "0/1 error(s) of testing set: %d / %d\n", h->test_errors,
                   h->test_count);
     run_dir_ckpt_path(path, sizeof path, r->cfg->output_dir, r->ckpt_digits, epoch);
@@ -235,7 +351,7 @@ static int finish_epoch(run *r, int epoch, double cost, double started, lo_error
     if (ckpt_save_state(path, &r->n, r->cfg, h, &st, err) < 0)
         return -1;
     snprintf(r->last_ckpt, sizeof r->last_ckpt, "%s", path);
-    if (r->best_epoch == 0 || h->test_errors < r->history[r->best_epoch - 1].test_errors)
+    if (r->best_epoch == 0 || history_score(h) < history_score(&r->history[r->best_epoch - 1]))
         r->best_epoch = epoch;
     r->seconds[epoch - 1] = report_now() - started;
     if (write_run_files(r, epoch, err) < 0)
@@ -253,7 +369,7 @@ static int stop_mid_epoch(run *r, int epoch, int batch, int first_batch, double 
                           lo_error *err)
 {
     const run_config *cfg = r->cfg;
-    long batches = (r->train.count + cfg->train.batch_size - 1) / cfg->train.batch_size;
+    long batches = (r->n_train + cfg->train.batch_size - 1) / cfg->train.batch_size;
     int sig = stop_signal;
     char path[CONFIG_PATH_MAX + 64];
     if (batch > first_batch) {
@@ -309,6 +425,22 @@ static void print_header(run *r, int threads)
                   r->train.count, r->test.count, r->train.rows, r->train.cols,
                   cfg->data.padding,
                   cfg->data.normalize == NORM_STANDARDIZE ? "standardized" : "scaled to [0,1]");
+    if (r->n_val)
+        report_printf(&r->log, "validation: %d training images held out (chosen by the seed); "
+                      "the best epoch is chosen by their errors\n", r->n_val);
+    const augment_config *a = &cfg->data.augment;
+    if (config_augments(cfg))
+        report_printf(&r->log, "augmentation: shift %g px, rotate %g deg, scale %g, elastic "
+                      "alpha %g sigma %g\n", a->shift, a->rotate, a->scale, a->elastic_alpha,
+                      a->elastic_sigma);
+    const train_config *t = &cfg->train;
+    if (t->optimizer != OPTIM_SGD)
+        report_printf(&r->log, "optimizer: %s (beta1 %g, beta2 %g, eps %g, weight decay %g)\n",
+                      t->optimizer == OPTIM_ADAM ? "adam" : "adamw", t->beta1, t->beta2, t->eps,
+                      t->weight_decay);
+    else if (t->nesterov)
+        report_printf(&r->log, "optimizer: sgd (nesterov momentum %g, weight decay %g)\n",
+                      t->momentum, t->weight_decay);
     if (r->log.log)
         net_print_table(&r->n, r->log.log);
     net_print_table(&r->n, stdout);
@@ -321,14 +453,19 @@ static void print_header(run *r, int threads)
 static int train_epochs(run *r, lo_error *err)
 {
     const run_config *cfg = r->cfg;
-    long batches = (r->train.count + cfg->train.batch_size - 1) / cfg->train.batch_size;
+    long batches = (r->n_train + cfg->train.batch_size - 1) / cfg->train.batch_size;
     for (int epoch = r->next_epoch; epoch <= cfg->train.epochs; epoch++) {
         double started = report_now();
         int first = epoch == r->next_epoch ? r->start_batch : 0, batch = first;
         double cost = epoch == r->next_epoch ? r->start_cost : 0.0;
         char where[96];
         report_printf(&r->log, "---------- epoch %d begin ----------\n", epoch);
-        report_printf(&r->log, "learning rate: %g\n", config_lr(cfg, epoch));
+        const double lr0 = config_lr(cfg, epoch), lr1 = config_lr_at(cfg, epoch, batches - 1,
+                                                                      batches);
+        if (lr0 == lr1)
+            report_printf(&r->log, "learning rate: %g\n", lr0);
+        else
+            report_printf(&r->log, "learning rate: %g -> %g\n", lr0, lr1);
         report_printf(&r->log, "batch size: %d\n", cfg->train.batch_size);
         if (first)
             report_printf(&r->log, "(resumed after batch %d of %ld)\n", first, batches);
@@ -357,6 +494,13 @@ static int train_epochs(run *r, lo_error *err)
                 report_printf(&r->log, "resume with: lenet-omp resume %s\n", cfg->output_dir);
             return 128 + stop_signal;
         }
+        if (epoch < cfg->train.epochs && train_patience_out(cfg, r->history, epoch)) {
+            const ckpt_info *b = &r->history[r->best_epoch - 1];
+            report_printf(&r->log, "early stop: no better validation error in %d epochs (best: "
+                          "epoch %d, %d / %d)\n", cfg->train.patience, r->best_epoch,
+                          b->val_errors, b->val_count);
+            break;
+        }
     }
     return 0;
 }
@@ -369,6 +513,12 @@ int train_run(const run_config *cfg, int resume, lo_error *err)
     int rc = open_run(&r, cfg, err);
     if (rc == 0)
         rc = prepare_output(&r, resume, &complete, err);
+    if (rc == 0 && !complete && resume && train_patience_out(cfg, r.history, r.epochs_done) &&
+        r.start_batch == 0) {
+        report_printf(&r.log, "resume: the run stopped early after epoch %d (patience %d): "
+                      "nothing to train\n", r.epochs_done, cfg->train.patience);
+        complete = 1;
+    }
     if (rc == 0 && complete) {
         /* A kill between the last checkpoint and the files after it left those stale. */
         if (r.epochs_done > 0 && write_run_files(&r, r.epochs_done, err) < 0)

@@ -15,7 +15,7 @@ quiet() { "$@" > /dev/null; } # for check: a command's output, not check's, to /
 data_of() { tail -c +$(($(od -An -tu8 -N8 "$1" | tr -d ' ') + 9)) "$1"; }
 same_data() { cmp -s <(data_of "$1") <(data_of "$2"); }
 
-"$make_idx" "$tmp" 1200 100 7
+"$make_idx" "$tmp" 6000 100 7
 small_config "$tmp/many.cfg" many 5 '{ epochs = 60; batch_size = 5; momentum = 0.5;
           schedule = ( { epochs = 20; lr = 0.02; }, { epochs = 40; lr = 0.005; } ); }'
 run=$tmp/run # every run uses this --output, so the stored config texts are the same
@@ -109,7 +109,7 @@ status=0
 "$bin" --output "$run" "$tmp/diverge.cfg" > /dev/null 2> "$tmp/diverge.err" || status=$?
 check "divergence: exit status 3" test "$status" -eq 3
 check "divergence: the message names the epoch and batch and suggests a lower rate" \
-    grep -q "^lenet-omp: training diverged in epoch 2 at batch [0-9]* of 240: the loss is .*try a lower one" \
+    grep -q "^lenet-omp: training diverged in epoch 2 at batch [0-9]* of 1200: the loss is .*try a lower one" \
     "$tmp/diverge.err"
 check "divergence: the message names the last good checkpoint" \
     grep -q "The last good checkpoint is $run/epoch-01.safetensors" "$tmp/diverge.err"

@@ -24,7 +24,7 @@ results() { cut -d, -f1-5,7- "$1/metrics.csv"; }
 # Waits (up to 60 s) until file $1 exists.
 wait_for() { for _ in $(seq 600); do [ -e "$1" ] && return 0; sleep 0.1; done; return 1; }
 
-"$make_idx" "$tmp" 12000 200 7
+"$make_idx" "$tmp" 48000 200 7
 small_config "$tmp/small.cfg" small 3 '{ epochs = 3; batch_size = 7; momentum = 0.9;
           schedule = ( { epochs = 2; lr = 0.01; }, { epochs = 1; lr = 0.002; } ); }'
 run=$tmp/run # every run uses this --output, so the stored config texts are the same
@@ -47,7 +47,7 @@ for attempt in 1 2 3 4 5; do
 done
 check "SIGINT exits with status 130" test "$status" -eq 130
 check "SIGINT stopped mid-epoch and saved interrupted.safetensors" \
-    grep -q "^lenet-omp: SIGINT: stopped in epoch [0-9]* after batch [0-9]* of 1715, saved $run/interrupted.safetensors" "$tmp/int.out"
+    grep -q "^lenet-omp: SIGINT: stopped in epoch [0-9]* after batch [0-9]* of 6858, saved $run/interrupted.safetensors" "$tmp/int.out"
 check "the message says how to resume" grep -q "^resume with: lenet-omp resume $run\$" \
     "$tmp/int.out"
 check "no temporary files after SIGINT" test -z "$(find "$run" -name '*.tmp.*')"

@@ -70,8 +70,10 @@ static int teardown(void **state)
 static void save(void)
 {
     lo_error err;
-    ckpt_info history[1] = {{1, 0.1, 12.5, 3, 60, 2, 20, 0}};
-    ckpt_state st = {{1, 2, 3, 4}, velocity, 1, history};
+    ckpt_info history[1] = {{.epoch = 1, .lr = 0.1, .cost = 12.5, .train_errors = 3,
+                             .train_count = 60, .test_errors = 2, .test_count = 20}};
+    ckpt_state st = {.shuffle = {1, 2, 3, 4}, .velocity = velocity, .n_history = 1,
+                     .history = history};
     if (ckpt_save_state(path, &n, &cfg, &history[0], &st, &err) < 0)
         fail_msg("%s", err.msg);
 }

@@ -4,6 +4,7 @@
  *
  * Run from the repository root, or with LENET_SOURCE_ROOT pointing at it (meson sets both). */
 #define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* M_PI */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +20,7 @@
 
 #include "config.h"
 #include "net.h"
+#include "train.h"
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
@@ -155,9 +157,19 @@ static void assert_same_config(const run_config *a, const run_config *b)
     for (int i = 0; i < a->train.n_steps; i++) {
         assert_int_equal(a->train.schedule[i].epochs, b->train.schedule[i].epochs);
         assert_double_equal(a->train.schedule[i].lr, b->train.schedule[i].lr);
+        assert_double_equal(a->train.schedule[i].end_lr, b->train.schedule[i].end_lr);
+        assert_int_equal(a->train.schedule[i].curve, b->train.schedule[i].curve);
     }
     assert_double_equal(a->train.momentum, b->train.momentum);
     assert_double_equal(a->train.weight_decay, b->train.weight_decay);
+    assert_int_equal(a->train.optimizer, b->train.optimizer);
+    assert_int_equal(a->train.nesterov, b->train.nesterov);
+    assert_double_equal(a->train.beta1, b->train.beta1);
+    assert_double_equal(a->train.beta2, b->train.beta2);
+    assert_double_equal(a->train.eps, b->train.eps);
+    assert_int_equal(a->train.patience, b->train.patience);
+    assert_int_equal(a->data.validation, b->data.validation);
+    assert_memory_equal(&a->data.augment, &b->data.augment, sizeof a->data.augment);
     assert_string_equal(a->output_dir, b->output_dir);
     assert_int_equal(a->threads, b->threads);
 }
@@ -318,6 +330,92 @@ static void test_all_keys(void **state)
     }
     net_free(&n);
 
+    assert_text_round_trips(&cfg);
+    config_free(&cfg);
+}
+
+/* The toolkit's keys: values, the kinds' settings, the per-batch schedule, the defaults. */
+static void test_toolkit_keys(void **state)
+{
+    (void)state;
+    run_config cfg;
+    load_ok(&cfg, config_path("good_toolkit.cfg"), NULL, 0);
+    assert_int_equal(cfg.data.validation, 5000);
+    assert_int_equal(cfg.data.validation_line, 7);
+    const augment_config *a = &cfg.data.augment;
+    assert_double_equal(a->shift, 2.5);
+    assert_double_equal(a->rotate, 12.0);
+    assert_double_equal(a->scale, 0.1);
+    assert_double_equal(a->elastic_alpha, 34.0);
+    assert_double_equal(a->elastic_sigma, 4.5);
+    assert_true(config_augments(&cfg));
+    check_layer(&cfg.layers[1], 2, "batchnorm", "bn1");
+    assert_double_equal(cfg.layers[1].u.bn.momentum, 0.05);
+    assert_double_equal(cfg.layers[1].u.bn.eps, 1e-3);
+    assert_double_equal(cfg.layers[8].u.bn.momentum, 0.1); /* defaults */
+    assert_double_equal(cfg.layers[8].u.bn.eps, 1e-5);
+    check_layer(&cfg.layers[5], 6, "leaky_relu", "leaky_relu6");
+    assert_double_equal(cfg.layers[5].u.leaky.slope, 0.2);
+    check_layer(&cfg.layers[6], 7, "dropout", "drop");
+    assert_double_equal(cfg.layers[6].u.dropout.rate, 0.25);
+    assert_double_equal(cfg.layers[10].u.xent.smoothing, 0.1);
+    const train_config *t = &cfg.train;
+    assert_int_equal(t->optimizer, OPTIM_ADAMW);
+    assert_double_equal(t->beta1, 0.85);
+    assert_double_equal(t->beta2, 0.995);
+    assert_double_equal(t->eps, 1e-7);
+    assert_double_equal(t->weight_decay, 0.05);
+    assert_int_equal(t->patience, 3);
+    assert_int_equal(t->nesterov, 0);
+    assert_int_equal(t->schedule[0].curve, CURVE_LINEAR);
+    assert_int_equal(t->schedule[1].curve, CURVE_COSINE);
+    assert_int_equal(t->schedule[2].curve, CURVE_CONSTANT);
+    assert_double_equal(t->schedule[2].end_lr, 0.001); /* a constant row's end_lr is its lr */
+    /* Warm-up: linear from 1e-4 over 2 epochs of 10 batches; then a cosine from 2e-3 to 0. */
+    assert_double_equal(config_lr_at(&cfg, 1, 0, 10), 0.0001);
+    assert_double_equal(config_lr_at(&cfg, 1, 5, 10), 0.0001 + 0.0019 * 0.25);
+    assert_double_equal(config_lr_at(&cfg, 2, 0, 10), 0.0001 + 0.0019 * 0.5);
+    assert_double_equal(config_lr_at(&cfg, 2, 9, 10), 0.0001 + 0.0019 * 0.95);
+    assert_double_equal(config_lr_at(&cfg, 3, 0, 10), 0.002);
+    assert_double_equal(config_lr_at(&cfg, 5, 0, 10), 0.001); /* half-way: cos(pi/2) */
+    assert_double_equal(config_lr_at(&cfg, 6, 9, 10), 0.001 * (1.0 + cos(M_PI * 39.0 / 40.0)));
+    assert_double_equal(config_lr(&cfg, 2), 0.0001 + 0.0019 * 0.5);
+    assert_double_equal(config_lr_at(&cfg, 7, 3, 10), 0.001);
+    net n;
+    lo_error err = {{0}};
+    int rc = net_build(&n, cfg.layers, cfg.n_layers, (shape3){1, 32, 32}, 8, cfg.source, &err);
+    if (rc != 0)
+        print_error("net_build: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    assert_int_equal(n.layers[1].n_weight, 4);
+    assert_int_equal(net_state_floats(&n.layers[1]), 8);
+    assert_int_equal(net_state_floats(&n.layers[8]), 32);
+    assert_true(n.layers[1].relu_out); /* the relu after batchnorm is fused into it */
+    assert_true(n.layers[1].state[4] == 1.0f && n.layers[1].state[0] == 0.0f);
+    net_free(&n);
+    assert_text_round_trips(&cfg);
+    config_free(&cfg);
+
+    /* the defaults of the new keys (good_minimal.cfg sets none) */
+    load_ok(&cfg, config_path("good_minimal.cfg"), NULL, 0);
+    assert_int_equal(cfg.train.optimizer, OPTIM_SGD);
+    assert_double_equal(cfg.train.beta1, 0.9);
+    assert_double_equal(cfg.train.beta2, 0.999);
+    assert_double_equal(cfg.train.eps, 1e-8);
+    assert_int_equal(cfg.train.patience, 0);
+    assert_int_equal(cfg.train.nesterov, 0);
+    assert_int_equal(cfg.data.validation, 0);
+    assert_false(config_augments(&cfg));
+    assert_double_equal(cfg.data.augment.elastic_sigma, 4.0);
+    assert_int_equal(cfg.train.schedule[0].curve, CURVE_CONSTANT);
+    config_free(&cfg);
+    /* overrides reach the new scalars */
+    static const char *const ov[] = {"train.nesterov=true", "train.momentum=0.9",
+                                     "data.augment.shift=1", "data.validation=10"};
+    load_ok(&cfg, config_path("good_minimal.cfg"), ov, 4);
+    assert_int_equal(cfg.train.nesterov, 1);
+    assert_double_equal(cfg.data.augment.shift, 1.0);
+    assert_int_equal(cfg.data.validation, 10);
     assert_text_round_trips(&cfg);
     config_free(&cfg);
 }
@@ -712,7 +810,8 @@ static void test_includes(void **state)
 /* ---- the bad config files ---------------------------------------------------------------- */
 
 /* One bad file: the line the message must name (0: none, "file: ..."), whether the problem
- * shows only when the network is built on 1x32x32 input, and words the message must hold. */
+ * shows only when the network is built on 1x32x32 input (1) or when the data comes, a training
+ * set of 40 images (2), and words the message must hold. */
 typedef struct bad_case {
     const char *file;
     int line;
@@ -748,6 +847,28 @@ static const bad_case bad_cases[] = {
     {"bad_layers_not_list.cfg", 3, 0, {"'layers' must be a non-empty list"}},
     {"bad_absurd_conv.cfg", 6, 1, {"layer 1 'conv'", "this network needs ", " GiB", "batches of 8"}},
     {"bad_absurd_dense.cfg", 7, 1, {"layer 2 'dense'", "this network needs ", " GiB", "batches of 8"}},
+    /* the toolkit's kinds and keys */
+    {"bad_dropout_rate.cfg", 7, 0, {"layer 4 'dropout'", "'rate' must be below 1, got 1"}},
+    {"bad_leaky_slope.cfg", 5, 0, {"layer 2 'leaky_relu'", "'slope' must be at least 0", "-0.1"}},
+    {"bad_batchnorm_momentum.cfg", 5, 0,
+     {"layer 2 'batchnorm'", "'momentum' must be at most 1, got 2"}},
+    {"bad_label_smoothing.cfg", 8, 0,
+     {"layer 5 'softmax_xent'", "'label_smoothing' must be at most 1, got 1.5"}},
+    {"bad_beta1.cfg", 14, 0, {"'beta1' must be below 1, got 1"}},
+    {"bad_beta2.cfg", 14, 0, {"'beta2' must be at least 0, got -0.5"}},
+    {"bad_optimizer.cfg", 13, 0, {"'optimizer' must be", "\"sgd\"", "\"adamw\"", "\"rmsprop\""}},
+    {"bad_adam_momentum.cfg", 14, 0, {"'momentum' applies to optimizer \"sgd\"", "beta1"}},
+    {"bad_nesterov.cfg", 13, 0, {"'nesterov' needs a 'momentum' above 0"}},
+    {"bad_end_lr.cfg", 15, 0, {"schedule row 2", "'end_lr' must be at least 0, got -0.001"}},
+    {"bad_curve.cfg", 14, 0, {"schedule row 1", "'curve' must be", "\"cosine\"", "exponential"}},
+    {"bad_curve_no_end.cfg", 14, 0, {"schedule row 1", "curve \"cosine\" needs 'end_lr'"}},
+    {"bad_patience.cfg", 13, 0, {"'patience' needs a validation set", "data.validation"}},
+    {"bad_augment_shift.cfg", 4, 0, {"'shift' must be at least 0, got -2"}},
+    {"bad_augment_key.cfg", 6, 0,
+     {"unknown key 'rotation' in data.augment", "(known keys: shift, rotate, scale"}},
+    {"bad_augment_scale.cfg", 4, 0, {"'scale' must be below 1, got 1"}},
+    {"bad_validation_size.cfg", 4, 2,
+     {"'validation' must be smaller than the training set (40 images", "got 40"}},
 };
 
 #define N_BAD_CASES (sizeof bad_cases / sizeof bad_cases[0])
@@ -759,7 +880,14 @@ static void test_bad_file(void **state)
     run_config cfg;
     lo_error err = {{0}};
     int rc = config_load_file(&cfg, path, NULL, 0, &err);
-    if (c->at_build) {
+    if (c->at_build == 2) {
+        /* the file parses; the data refuses it */
+        if (rc != 0)
+            print_error("%s: expected to parse, got: %s\n", c->file, err.msg);
+        assert_int_equal(rc, 0);
+        rc = train_check_validation(&cfg, 40, &err);
+        config_free(&cfg);
+    } else if (c->at_build) {
         /* the file parses; building the network refuses it */
         if (rc != 0)
             print_error("%s: expected to parse, got: %s\n", c->file, err.msg);
@@ -827,6 +955,7 @@ int main(void)
         cmocka_unit_test(test_minimal_defaults),
         cmocka_unit_test(test_all_keys),
         cmocka_unit_test(test_seed_config),
+        cmocka_unit_test(test_toolkit_keys),
         cmocka_unit_test(test_overrides),
         cmocka_unit_test(test_bad_overrides),
         cmocka_unit_test(test_missing_file),

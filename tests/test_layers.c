@@ -18,7 +18,9 @@
 #include "gradcheck.h"
 #include "gradtree.h"
 #include "layers.h"
+#include "net.h"
 #include "rng.h"
+#include "torch_fixtures.h"
 
 #define GRAD_TOL 1e-2
 
@@ -29,6 +31,7 @@
 
 static float *tl_scratch; /* kernel scratch of the layer under test */
 static const uint8_t *tl_labels; /* the batch's labels, for the loss kind */
+static int tl_training = 1;      /* the mode of the passes */
 
 /* Sets up a layer of this kind on input shape `in` (settings already in l->u) and gives it
  * calloc'd parameters, filled with N(0, 0.5^2) values, and its kernel scratch. */
@@ -56,6 +59,15 @@ static void tl_make(layer *l, const layer_ops *ops, shape3 in, rng *g)
         l->weight[i] = (float)(0.5 * rng_normal(g));
     for (size_t i = 0; i < l->n_bias; i++)
         l->bias[i] = (float)(0.5 * rng_normal(g));
+    /* batch statistics and state, as net_build gives them */
+    const size_t stat = ops->stat_phases ? (size_t)ops->stat_phases(l, 1) * ops->stat_floats(l)
+                                         : 0;
+    l->stat = calloc(stat + 1, sizeof(float));
+    l->state = calloc(net_state_floats(l) + 1, sizeof(float));
+    assert_non_null(l->stat);
+    assert_non_null(l->state);
+    if (ops->state_init)
+        ops->state_init(l);
 }
 
 static void tl_free(layer *l)
@@ -64,6 +76,8 @@ static void tl_free(layer *l)
     free(l->dweight);
     free(l->bias);
     free(l->dbias);
+    free(l->stat);
+    free(l->state);
 }
 
 static float *tl_alloc(size_t n)
@@ -84,9 +98,8 @@ static void tl_scratch_for(const layer *l)
 
 static pass_ctx tl_pass(int B)
 {
-    return (pass_ctx){.training = 1, .epoch = 1, .seed = 1, .batch = B, .samples = B,
-                      .labels = tl_labels,
-                      .scratch = tl_scratch};
+    return (pass_ctx){.training = tl_training, .epoch = 1, .seed = 1, .batch = B, .samples = B,
+                      .labels = tl_labels, .scratch = tl_scratch};
 }
 
 static layer_split tl_split(const layer *l, layer_phase phase)
@@ -100,10 +113,54 @@ static int tl_hi(const layer *l, layer_phase phase, int B)
     return tl_split(l, phase) == LAYER_BY_ROWS ? l->out.c : B;
 }
 
+/* The batch statistics of a kind that has them, phase by phase, samples added up in
+ * gradtree.h's order (as the network does on one thread). */
+static void tl_stats(layer *l, const pass_ctx *p, const float *in, int B)
+{
+    const int phases = l->ops->stat_phases ? l->ops->stat_phases(l, p->training) : 0;
+    if (!phases)
+        return;
+    const size_t len = l->ops->stat_floats(l);
+    const int nb = gt_buffers_for(B);
+    float *buf = calloc((size_t)nb * len, sizeof(float));
+    assert_non_null(buf);
+    for (int k = 0; k < phases; k++) {
+        gt_stack s;
+        gt_init(&s, buf, nb, len);
+        for (int n = 0; n < B; n++) {
+            l->ops->stat_sample(l, p, in, n, k, gt_leaf(&s));
+            gt_push(&s, n);
+        }
+        gt_combine(&s, 1, 0, len, l->stat + (size_t)k * len);
+        l->ops->stat_done(l, p, k, 0, len);
+    }
+    free(buf);
+}
+
 static void tl_forward(const layer *l, const float *in, float *out, int B)
 {
     const pass_ctx p = tl_pass(B);
+    tl_stats((layer *)l, &p, in, B);
     l->ops->forward(l, &p, in, out, 0, tl_hi(l, LAYER_FORWARD, B));
+}
+
+/* dweight and dbias of a kind with per-sample gradients, summed in gradtree.h's order. */
+static void tl_grad_samples(layer *l, const pass_ctx *p, const float *in, const float *out,
+                            const float *dout, int B)
+{
+    const size_t len = l->n_weight + l->n_bias;
+    const int nb = gt_buffers_for(B);
+    float *buf = tl_alloc((size_t)nb * len);
+    gt_stack s;
+    gt_init(&s, buf, nb, len);
+    for (int n = 0; n < B; n++) {
+        float *leaf = gt_leaf(&s);
+        l->ops->grad_sample(l, p, in, out, dout, n, leaf, leaf + l->n_weight);
+        gt_push(&s, n);
+    }
+    gt_combine(&s, 1, 0, l->n_weight, l->dweight);
+    gt_combine(&s, 1, l->n_weight, l->n_bias, l->dbias);
+    free(buf);
 }
 
 /* din (may be NULL) and, for kinds with parameters, dweight and dbias overwritten with the
@@ -113,27 +170,18 @@ static void tl_backward(layer *l, const float *in, const float *out, const float
 {
     const pass_ctx p = tl_pass(B);
     const layer_split g = l->n_weight + l->n_bias ? tl_split(l, LAYER_GRAD) : LAYER_WHOLE;
-    if (g == LAYER_WHOLE) {
+    if (g == LAYER_WHOLE && l->n_weight) /* (layers set up by hand have no buffers) */
         memset(l->dweight, 0, l->n_weight * sizeof(float));
+    if (g == LAYER_WHOLE && l->n_bias)
         memset(l->dbias, 0, l->n_bias * sizeof(float));
-    }
+    const int first = g == LAYER_BY_SAMPLE && l->ops->grad_first;
+    if (first) /* backward reads the finished gradient */
+        tl_grad_samples(l, &p, in, out, dout, B);
     l->ops->backward(l, &p, in, out, dout, din, 0,
                      g == LAYER_WHOLE ? B : tl_hi(l, LAYER_BACKWARD, B));
-    if (g == LAYER_BY_SAMPLE) {
-        const size_t len = l->n_weight + l->n_bias;
-        const int nb = gt_buffers_for(B);
-        float *buf = tl_alloc((size_t)nb * len);
-        gt_stack s;
-        gt_init(&s, buf, nb, len);
-        for (int n = 0; n < B; n++) {
-            float *leaf = gt_leaf(&s);
-            l->ops->grad_sample(l, &p, in, out, dout, n, leaf, leaf + l->n_weight);
-            gt_push(&s, n);
-        }
-        gt_combine(&s, 1, 0, l->n_weight, l->dweight);
-        gt_combine(&s, 1, l->n_weight, l->n_bias, l->dbias);
-        free(buf);
-    } else if (g == LAYER_BY_ROWS) { /* every row, block by block of the tree, then folded */
+    if (g == LAYER_BY_SAMPLE && !first)
+        tl_grad_samples(l, &p, in, out, dout, B);
+    else if (g == LAYER_BY_ROWS) { /* every row, block by block of the tree, then folded */
         gt_node node[GT_MAX_NODES];
         const int m = gt_blocks(B, node), rows = l->weight_shape[0];
         const size_t len = l->n_weight + l->n_bias;
@@ -381,6 +429,220 @@ static void test_grad_softmax_xent(void **state)
         check_layer_grads(&l, 3, 0, 62 + (uint64_t)t);
         tl_free(&l);
     }
+}
+
+/* label_smoothing: the loss and its gradient with the smoothed target. */
+static void test_grad_softmax_xent_smoothing(void **state)
+{
+    (void)state;
+    rng g;
+    rng_seed(&g, 63);
+    layer l = {0};
+    l.u.xent.smoothing = 0.2;
+    tl_make(&l, &softmax_xent_ops, (shape3){7, 1, 1}, &g);
+    printf("softmax_xent 7x1x1, label_smoothing 0.2\n");
+    check_layer_grads(&l, 4, 0, 64);
+    tl_free(&l);
+}
+
+/* Batch normalisation in training mode (batch statistics, the gradient finished before the
+ * input gradient), per channel of a plane and per unit, batches of 2^k and not. */
+static void test_grad_batchnorm(void **state)
+{
+    (void)state;
+    const shape3 shapes[] = {{3, 5, 4}, {6, 1, 1}, {2, 3, 3}};
+    const int batches[] = {4, 5, 3};
+    for (int t = 0; t < 3; t++) {
+        rng g;
+        rng_seed(&g, 71 + (uint64_t)t);
+        layer l = {0};
+        l.u.bn = (batchnorm_settings){0.1, 1e-5};
+        tl_make(&l, &batchnorm_ops, shapes[t], &g);
+        printf("batchnorm %dx%dx%d, batch %d\n", shapes[t].c, shapes[t].h, shapes[t].w,
+               batches[t]);
+        check_layer_grads(&l, batches[t], 0, 81 + (uint64_t)t);
+        tl_free(&l);
+    }
+    /* Evaluation mode: an affine map per channel from the running statistics. */
+    rng g;
+    rng_seed(&g, 74);
+    layer l = {0};
+    l.u.bn = (batchnorm_settings){0.1, 1e-5};
+    tl_make(&l, &batchnorm_ops, (shape3){3, 2, 2}, &g);
+    for (int c = 0; c < 3; c++) {
+        l.state[c] = (float)(0.3 * c - 0.2);
+        l.state[3 + c] = (float)(0.5 + c);
+    }
+    tl_training = 0;
+    const int B = 3;
+    float *in = tl_alloc(12 * B), *out = tl_alloc(12 * B);
+    fill_uniform(in, 12 * B, &g, -1.0, 1.0);
+    tl_forward(&l, in, out, B);
+    for (int i = 0; i < 12 * B; i++) {
+        const int c = i / 4 % 3;
+        const double want = l.weight[c] * (in[i] - l.state[c]) / sqrt(l.state[3 + c] + 1e-5) +
+                            l.bias[c];
+        assert_true(fabs(out[i] - want) < 1e-5);
+    }
+    tl_training = 1;
+    free(in);
+    free(out);
+    tl_free(&l);
+}
+
+static void test_grad_dropout(void **state)
+{
+    (void)state;
+    rng g;
+    rng_seed(&g, 91);
+    layer l = {0};
+    l.u.dropout.rate = 0.3;
+    tl_make(&l, &dropout_ops, (shape3){4, 5, 3}, &g);
+    printf("dropout 4x5x3, rate 0.3\n");
+    check_layer_grads(&l, 3, 0, 92);
+    tl_free(&l);
+}
+
+static void test_grad_leaky_relu(void **state)
+{
+    (void)state;
+    const double slopes[] = {0.01, 0.0, 0.3};
+    for (int k = 0; k < 3; k++) {
+        rng g;
+        rng_seed(&g, 93);
+        layer l = {0};
+        l.u.leaky.slope = slopes[k];
+        tl_make(&l, &leaky_relu_ops, (shape3){3, 4, 5}, &g);
+        printf("leaky_relu 3x4x5, slope %g\n", slopes[k]);
+        check_layer_grads(&l, 3, 1, 94);
+        tl_free(&l);
+    }
+}
+
+/* ---- the toolkit's kinds against PyTorch (tests/torch_fixtures.h) ---- */
+
+static void expect_floats_rel(const float *got, const float *want, size_t n, double tol,
+                              const char *what)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(fabs((double)got[i] - want[i]) <= tol * (1.0 + fabs(want[i]))))
+            fail_msg("%s[%zu]: %.9g, PyTorch %.9g", what, i, (double)got[i], (double)want[i]);
+}
+
+/* BatchNorm2d / BatchNorm1d in training mode, then evaluation from the running statistics. */
+static void bn_against_torch(shape3 shape, int B, const float *x, const float *r,
+                             const float *w, const float *b, const float *y, const float *dx,
+                             const float *dw, const float *db, const float *rm,
+                             const float *rv, const float *y_eval)
+{
+    rng g;
+    rng_seed(&g, 1);
+    layer l = {0};
+    l.u.bn = (batchnorm_settings){0.1, 1e-5};
+    tl_make(&l, &batchnorm_ops, shape, &g);
+    const size_t C = (size_t)shape.c, n = (size_t)B * shape3_size(shape);
+    memcpy(l.weight, w, C * sizeof(float));
+    memcpy(l.bias, b, C * sizeof(float));
+    float *out = tl_alloc(n), *din = tl_alloc(n);
+    tl_forward(&l, x, out, B);
+    expect_floats_rel(out, y, n, 1e-5, "batchnorm y");
+    expect_floats_rel(l.state, rm, C, 1e-6, "running_mean");
+    expect_floats_rel(l.state + C, rv, C, 1e-6, "running_var");
+    tl_backward(&l, x, out, r, din, B);
+    expect_floats_rel(din, dx, n, 1e-4, "batchnorm dx");
+    expect_floats_rel(l.dweight, dw, C, 1e-5, "batchnorm dweight");
+    expect_floats_rel(l.dbias, db, C, 1e-5, "batchnorm dbias");
+    tl_training = 0;
+    tl_forward(&l, x, out, B);
+    tl_training = 1;
+    expect_floats_rel(out, y_eval, n, 1e-5, "batchnorm y (evaluation)");
+    free(out);
+    free(din);
+    tl_free(&l);
+}
+
+static void test_batchnorm_against_torch(void **state)
+{
+    (void)state;
+    bn_against_torch((shape3){2, 2, 3}, 3, bn2d_x, bn2d_r, bn2d_weight, bn2d_bias, bn2d_y,
+                     bn2d_dx, bn2d_dweight, bn2d_dbias, bn2d_running_mean, bn2d_running_var,
+                     bn2d_y_eval);
+    bn_against_torch((shape3){3, 1, 1}, 4, bn1d_x, bn1d_r, bn1d_weight, bn1d_bias, bn1d_y,
+                     bn1d_dx, bn1d_dweight, bn1d_dbias, bn1d_running_mean, bn1d_running_var,
+                     bn1d_y_eval);
+}
+
+/* CrossEntropyLoss(label_smoothing=0.1): the batch-mean loss and the logits' gradient. */
+static void test_label_smoothing_against_torch(void **state)
+{
+    (void)state;
+    rng g;
+    rng_seed(&g, 1);
+    layer l = {0};
+    l.u.xent.smoothing = 0.1;
+    tl_make(&l, &softmax_xent_ops, (shape3){5, 1, 1}, &g);
+    uint8_t labels[2] = {(uint8_t)xent_labels[0], (uint8_t)xent_labels[1]};
+    tl_labels = labels;
+    float out[10], din[10];
+    tl_forward(&l, xent_logits, out, 2);
+    const double loss = (l.ops->loss(&l, xent_logits, out, 0, labels[0]) +
+                         l.ops->loss(&l, xent_logits, out, 1, labels[1])) / 2;
+    assert_true(fabs(loss - xent_loss[0]) < 1e-6);
+    tl_backward(&l, xent_logits, out, NULL, din, 2);
+    expect_floats_rel(din, xent_dlogits, 10, 1e-6, "label smoothing dlogits");
+    tl_free(&l);
+}
+
+/* Dropout: a mask that is a pure function of (seed, epoch, layer, sample position), the rate
+ * kept on average, survivors scaled by 1 / (1 - rate), the identity in evaluation. */
+static void test_dropout_mask(void **state)
+{
+    (void)state;
+    rng g;
+    rng_seed(&g, 95);
+    layer l = {0};
+    l.index = 3;
+    l.u.dropout.rate = 0.25;
+    tl_make(&l, &dropout_ops, (shape3){10, 10, 10}, &g);
+    const int B = 8;
+    const size_t n = (size_t)B * 1000;
+    float *in = tl_alloc(n), *a = tl_alloc(n), *b = tl_alloc(n);
+    for (size_t i = 0; i < n; i++)
+        in[i] = 1.0f + (float)i;
+    pass_ctx p = tl_pass(B);
+    l.ops->forward(&l, &p, in, a, 0, B);
+    size_t zeros = 0;
+    for (size_t i = 0; i < n; i++) {
+        assert_true(a[i] == 0.0f || a[i] == in[i] * (float)(1.0 / 0.75));
+        zeros += a[i] == 0.0f;
+    }
+    assert_true(zeros > n / 4 - n / 40 && zeros < n / 4 + n / 40);
+    /* the same mask whichever ranges compute it; samples 4..7 of a batch at sample0 4 are
+     * samples 0..3 of one at sample0 8 */
+    l.ops->forward(&l, &p, in, b, 5, 8);
+    l.ops->forward(&l, &p, in, b, 0, 5);
+    assert_memory_equal(a, b, n * sizeof(float));
+    pass_ctx q = p;
+    q.sample0 = 4;
+    l.ops->forward(&l, &q, in, b, 0, 4);
+    for (size_t i = 0; i < 4000; i++)
+        assert_true((a[4000 + i] == 0.0f) == (b[i] == 0.0f));
+    /* another epoch, seed or layer: another mask */
+    const pass_ctx others[3] = {{.training = 1, .epoch = 2, .seed = 1, .batch = B},
+                                {.training = 1, .epoch = 1, .seed = 2, .batch = B},
+                                {.training = 1, .epoch = 1, .seed = 1, .batch = B}};
+    for (int k = 0; k < 3; k++) {
+        l.index = k == 2 ? 4 : 3;
+        l.ops->forward(&l, &others[k], in, b, 0, B);
+        assert_true(memcmp(a, b, n * sizeof(float)) != 0);
+    }
+    p.training = 0;
+    l.ops->forward(&l, &p, in, b, 0, B);
+    assert_memory_equal(in, b, n * sizeof(float));
+    free(in);
+    free(a);
+    free(b);
+    tl_free(&l);
 }
 
 /* The checker must catch a gradient that is wrong in one coordinate by 5%, or negated. */
@@ -835,10 +1097,42 @@ static void test_parse(void **state)
     assert_int_equal(parse_text(&dense_ops, "l = { units = \"many\"; };", &l, &err), -1);
     assert_non_null(strstr(err.msg, "units"));
 
-    const layer_ops *keyless[] = {&relu_ops, &tanh_ops, &sigmoid_ops, &softmax_xent_ops};
-    for (int k = 0; k < 4; k++) {
+    const layer_ops *keyless[] = {&relu_ops, &tanh_ops, &sigmoid_ops};
+    for (int k = 0; k < 3; k++) {
         assert_null(keyless[k]->parse);
         assert_null(keyless[k]->keys);
+    }
+
+    /* The toolkit's kinds: defaults and refused values. */
+    assert_int_equal(parse_text(&softmax_xent_ops, "l = { };", &l, &err), 0);
+    assert_true(l.u.xent.smoothing == 0.0);
+    assert_int_equal(parse_text(&softmax_xent_ops, "l = { label_smoothing = 0.1; };", &l, &err),
+                     0);
+    assert_true(l.u.xent.smoothing == 0.1);
+    assert_int_equal(parse_text(&batchnorm_ops, "l = { };", &l, &err), 0);
+    assert_true(l.u.bn.momentum == 0.1 && l.u.bn.eps == 1e-5);
+    assert_int_equal(parse_text(&dropout_ops, "l = { };", &l, &err), 0);
+    assert_true(l.u.dropout.rate == 0.5);
+    assert_int_equal(parse_text(&leaky_relu_ops, "l = { };", &l, &err), 0);
+    assert_true(l.u.leaky.slope == 0.01);
+    static const struct {
+        const layer_ops *ops;
+        const char *text, *word;
+    } bad[] = {
+        {&softmax_xent_ops, "l = { label_smoothing = 1.5; };", "'label_smoothing' must be at most 1"},
+        {&softmax_xent_ops, "l = { label_smoothing = -0.1; };", "'label_smoothing' must be at least 0"},
+        {&batchnorm_ops, "l = { momentum = 1.1; };", "'momentum' must be at most 1"},
+        {&batchnorm_ops, "l = { momentum = -0.1; };", "'momentum' must be at least 0"},
+        {&batchnorm_ops, "l = { eps = 0; };", "'eps' must be greater than 0"},
+        {&dropout_ops, "l = { rate = 1; };", "'rate' must be below 1, got 1"},
+        {&dropout_ops, "l = { rate = -0.5; };", "'rate' must be at least 0"},
+        {&leaky_relu_ops, "l = { slope = -0.1; };", "'slope' must be at least 0"},
+        {&leaky_relu_ops, "l = { slope = \"x\"; };", "'slope' must be a number"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        assert_int_equal(parse_text(bad[k].ops, bad[k].text, &l, &err), -1);
+        if (!strstr(err.msg, bad[k].word))
+            fail_msg("%s: \"%s\" lacks \"%s\"", bad[k].text, err.msg, bad[k].word);
     }
 }
 
@@ -850,6 +1144,13 @@ int main(void)
         cmocka_unit_test(test_grad_dense),
         cmocka_unit_test(test_grad_act),
         cmocka_unit_test(test_grad_softmax_xent),
+        cmocka_unit_test(test_grad_softmax_xent_smoothing),
+        cmocka_unit_test(test_grad_batchnorm),
+        cmocka_unit_test(test_grad_dropout),
+        cmocka_unit_test(test_grad_leaky_relu),
+        cmocka_unit_test(test_batchnorm_against_torch),
+        cmocka_unit_test(test_label_smoothing_against_torch),
+        cmocka_unit_test(test_dropout_mask),
         cmocka_unit_test(test_gradcheck_detects_errors),
         cmocka_unit_test(test_conv_matches_reference),
         cmocka_unit_test(test_maxpool_exact),

@@ -46,6 +46,46 @@ static const char *small_net =
     "  { type = \"softmax_xent\"; } );\n"
     "train = { epochs = 1; batch_size = 3; schedule = ( { epochs = 1; lr = 0.1; } ); };\n";
 
+/* The toolkit's kinds on the same input: batchnorm per channel (a relu fused into it) and
+ * per unit, leaky_relu, dropout, label smoothing. */
+static const char *toolkit_net =
+    "name = \"toolkit\";\n"
+    "layers = ( { type = \"conv\"; name = \"a\"; filters = 3; kernel = 3; pad = 1; },\n"
+    "  { type = \"batchnorm\"; name = \"bn1\"; },\n"
+    "  { type = \"relu\"; },\n"
+    "  { type = \"maxpool\"; size = 2; },\n"
+    "  { type = \"conv\"; name = \"b\"; filters = 4; kernel = 2; },\n"
+    "  { type = \"batchnorm\"; name = \"bn2\"; momentum = 0.3; eps = 1e-3; },\n"
+    "  { type = \"leaky_relu\"; slope = 0.1; },\n"
+    "  { type = \"dropout\"; rate = 0.2; },\n"
+    "  { type = \"dense\"; name = \"c\"; units = 6; },\n"
+    "  { type = \"batchnorm\"; name = \"bn3\"; },\n"
+    "  { type = \"tanh\"; },\n"
+    "  { type = \"dense\"; name = \"d\"; units = 5; },\n"
+    "  { type = \"softmax_xent\"; label_smoothing = 0.1; } );\n"
+    "train = { epochs = 1; batch_size = 3; schedule = ( { epochs = 1; lr = 0.1; } ); };\n";
+
+/* The same kinds with smooth activations only, for the finite differences (a step across a
+ * relu kink, of which batchnorm's unit-scale outputs have many, is not a derivative); no
+ * batchnorm right after a conv or dense layer, whose bias would have a zero gradient (only
+ * the forward's rounding noise to compare it with). */
+static const char *toolkit_smooth =
+    "name = \"toolkit_smooth\";\n"
+    "layers = ( { type = \"conv\"; name = \"a\"; filters = 3; kernel = 3; pad = 1; },\n"
+    "  { type = \"tanh\"; },\n"
+    "  { type = \"batchnorm\"; name = \"bn1\"; },\n"
+    "  { type = \"avgpool\"; size = 2; },\n"
+    "  { type = \"conv\"; name = \"b\"; filters = 4; kernel = 2; },\n"
+    "  { type = \"sigmoid\"; },\n"
+    "  { type = \"batchnorm\"; name = \"bn2\"; momentum = 0.3; eps = 1e-3; },\n"
+    "  { type = \"dropout\"; rate = 0.2; },\n"
+    "  { type = \"dense\"; name = \"c\"; units = 6; },\n"
+    "  { type = \"tanh\"; },\n"
+    "  { type = \"batchnorm\"; name = \"bn3\"; },\n"
+    "  { type = \"dense\"; name = \"d\"; units = 5; },\n"
+    "  { type = \"softmax_xent\"; label_smoothing = 0.1; } );\n"
+    "train = { epochs = 1; batch_size = 3; schedule = ( { epochs = 1; lr = 0.1; } ); };\n";
+
 /* A conv net with a stand-in layer ("probe", a relu in the config) that the tests replace by
  * one of the test kinds below. */
 static const char *probe_net =
@@ -463,6 +503,9 @@ static void test_whole_network_gradient(void **state)
     load_config(&cfg, small_net);
     check_network_gradient(&cfg, (shape3){1, 11, 13}, 3, labels);
     config_free(&cfg);
+    load_config(&cfg, toolkit_smooth);
+    check_network_gradient(&cfg, (shape3){1, 11, 13}, 6, labels);
+    config_free(&cfg);
     const layer_ops *kinds[] = {&naive_ops, &rows_ops, &sample_ops, &bstat_ops};
     for (int k = 0; k < 4; k++) {
         load_config(&cfg, probe_net);
@@ -505,10 +548,14 @@ static float *train_steps(const run_config *cfg, shape3 in, int B, int threads, 
             }
         }
     }
-    float *copy = malloc(n.n_params * sizeof(float));
+    /* the parameters, then the layers' state (batchnorm's running statistics) */
+    const size_t state = n.state_arena.used;
+    float *copy = malloc((n.n_params + state + 1) * sizeof(float));
     assert_non_null(copy);
     memcpy(copy, n.params, n.n_params * sizeof(float));
-    *count = n.n_params;
+    if (state)
+        memcpy(copy + n.n_params, n.state_arena.base, state * sizeof(float));
+    *count = n.n_params + state;
     net_free(&n);
     return copy;
 }
@@ -527,7 +574,7 @@ static void expect_thread_identity(const run_config *cfg, shape3 in, int B)
     net n;
     build(&n, cfg, in, B);
     net_init_params(&n, &cfg->init, 42);
-    assert_true(memcmp(n.params, one, n1 * sizeof(float)) != 0);
+    assert_true(memcmp(n.params, one, n.n_params * sizeof(float)) != 0);
     net_free(&n);
     free(one);
     set_threads(team_max());
@@ -543,6 +590,10 @@ static void test_threads_bitwise_identical(void **state)
     config_free(&cfg);
     load_config(&cfg, small_net);
     expect_thread_identity(&cfg, (shape3){1, 11, 13}, 7);
+    config_free(&cfg);
+    load_config(&cfg, toolkit_net); /* the running statistics too */
+    expect_thread_identity(&cfg, (shape3){1, 11, 13}, 7);
+    expect_thread_identity(&cfg, (shape3){1, 11, 13}, 16);
     config_free(&cfg);
 }
 
@@ -667,21 +718,26 @@ static float *unfused_forward(const net *n, const float *input, int B)
 static void test_forward_paths_same_bits(void **state)
 {
     (void)state;
-    for (int which = 0; which < 2; which++) {
+    for (int which = 0; which < 3; which++) {
         run_config cfg;
         net n;
         const int B = 37;
         if (which == 0)
             load_config(&cfg, small_net);
-        else
+        else if (which == 1)
             load_lenet(&cfg);
-        shape3 in = which == 0 ? (shape3){1, 11, 13} : (shape3){1, 32, 32};
+        else
+            load_config(&cfg, toolkit_net);
+        shape3 in = which != 1 ? (shape3){1, 11, 13} : (shape3){1, 32, 32};
         build(&n, &cfg, in, B);
         net_init_params(&n, &cfg.init, 8);
+        for (int i = 0; i < n.n_layers; i++) /* running statistics other than 0 and 1 */
+            for (size_t k = 0; k < net_state_floats(&n.layers[i]); k++)
+                n.layers[i].state[k] = (float)(0.5 + 0.25 * (double)(k % 3));
         int fused = 0;
         for (int i = 0; i < n.n_layers; i++)
             fused += n.layers[i].relu_fused;
-        assert_int_equal(fused, which == 0 ? 1 : 4);
+        assert_int_equal(fused, which == 1 ? 4 : 1);
         const size_t n_in = (size_t)B * shape3_size(in), n_out = (size_t)B * net_classes(&n);
         float *input = malloc(n_in * sizeof *input);
         assert_non_null(input);
@@ -716,7 +772,7 @@ static void test_checkpoint_round_trip(void **state)
     net n, n2;
     lo_error err;
     char path[4200];
-    ckpt_info info = {7, 0.02, 123.5, 11, 600, 3, 100, 0}, info2;
+    ckpt_info info = {7, 0.02, 123.5, 11, 600, 3, 100, 0, 0, 0}, info2;
     load_config(&cfg, small_net);
     build(&n, &cfg, (shape3){1, 11, 13}, 3);
     net_init_params(&n, &cfg.init, 9);
@@ -791,9 +847,10 @@ static void test_checkpoint_training_state(void **state)
     float *velocity = calloc(n.n_params, sizeof(float));
     assert_non_null(velocity);
     random_fill(velocity, n.n_params, 4);
-    ckpt_info history[2] = {{1, 0.1, 50.25, 9, 600, 4, 100, 0},
-                            {2, 0.05, 1.0 / 3.0, 7, 600, 2, 100, 0}};
-    ckpt_state st = {{0x0123456789abcdefull, 1, 0xffffffffffffffffull, 42}, velocity, 2, history};
+    ckpt_info history[2] = {{1, 0.1, 50.25, 9, 600, 4, 100, 0, 0, 0},
+                            {2, 0.05, 1.0 / 3.0, 7, 600, 2, 100, 0, 0, 0}};
+    ckpt_state st = {{0x0123456789abcdefull, 1, 0xffffffffffffffffull, 42}, velocity, 2, history,
+                     NULL, NULL, 0};
     ckpt_info info = {.epoch = 3, .lr = 0.025, .cost = 0.1 + 0.2, .batch = 17};
     temp_path(path, sizeof path, "state.safetensors");
     assert_int_equal(ckpt_save_state(path, &n, &cfg, &info, &st, &err), 0);
@@ -900,6 +957,103 @@ static void test_checkpoint_training_state(void **state)
     config_free(&cfg);
 }
 
+/* The toolkit's state in checkpoints: batchnorm's running statistics (both loaders), Adam's
+ * moments and step count, the validation results in the history; each required. */
+static void test_checkpoint_toolkit_state(void **state)
+{
+    (void)state;
+    run_config cfg, cfg2;
+    net n, n2, fresh;
+    lo_error err;
+    char path[4200], *text = NULL;
+    load_config(&cfg, toolkit_net);
+    build(&n, &cfg, (shape3){1, 11, 13}, 3);
+    net_init_params(&n, &cfg.init, 9);
+    for (int i = 0; i < n.n_layers; i++) /* running statistics (not the arena's padding) */
+        random_fill(n.layers[i].state, net_state_floats(&n.layers[i]), 5 + (uint64_t)i);
+    float *m = calloc(n.n_params, sizeof(float)), *v = calloc(n.n_params, sizeof(float));
+    assert_non_null(m);
+    assert_non_null(v);
+    random_fill(m, n.n_params, 6);
+    random_fill(v, n.n_params, 7);
+    ckpt_info history[2] = {{1, 0.1, 50.25, 9, 600, 4, 100, 0, 17, 50},
+                            {2, 0.05, 20.5, 7, 600, 2, 100, 0, 12, 50}};
+    ckpt_state st = {.shuffle = {1, 2, 3, 4}, .n_history = 2, .history = history, .exp_avg = m,
+                     .exp_avg_sq = v, .opt_step = 123456789012ull};
+    temp_path(path, sizeof path, "toolkit.safetensors");
+    assert_int_equal(ckpt_save_state(path, &n, &cfg, &history[1], &st, &err), 0);
+
+    build(&fresh, &cfg, (shape3){1, 11, 13}, 3);
+    float *m2 = calloc(fresh.n_params, sizeof(float)), *v2 = calloc(fresh.n_params, sizeof(float));
+    ckpt_state st2 = {.exp_avg = m2, .exp_avg_sq = v2};
+    ckpt_info info2;
+    assert_int_equal(ckpt_load_state(path, &fresh, &info2, &st2, &text, &err), 0);
+    assert_memory_equal(fresh.state_arena.base, n.state_arena.base,
+                        n.state_arena.used * sizeof(float));
+    assert_true(n.state_arena.used >= 3 * 16); /* three batchnorm layers */
+    for (int i = 0; i < n.n_layers; i++) {
+        const layer *a = &n.layers[i];
+        if (a->n_weight) {
+            const size_t at = (size_t)(a->weight - n.params);
+            assert_memory_equal(m + at, m2 + at, a->n_weight * sizeof(float));
+            assert_memory_equal(v + at, v2 + at, a->n_weight * sizeof(float));
+        }
+    }
+    assert_true(st2.opt_step == 123456789012ull);
+    assert_int_equal(info2.val_errors, 12);
+    assert_int_equal(info2.val_count, 50);
+    assert_int_equal(st2.history[0].val_errors, 17);
+    assert_int_equal(st2.history[1].val_count, 50);
+    free(st2.history);
+    free(text);
+
+    /* the plain loader (test, info, predict) restores the running statistics too */
+    assert_int_equal(ckpt_load(path, &cfg2, &n2, &info2, 4, &err), 0);
+    assert_memory_equal(n2.state_arena.base, n.state_arena.base,
+                        n.state_arena.used * sizeof(float));
+    net_free(&n2);
+    config_free(&cfg2);
+
+    /* without a running statistic, or without Adam's moments for a resumed Adam run: refused */
+    st_file f;
+    assert_int_equal(st_load(path, &f, &err), 0);
+    st_tensor t[128];
+    st_meta meta[32];
+    assert_true(f.n_tensors <= 128 && f.n_meta <= 32);
+    int n_meta = 0; /* the doctored copies carry no checksum, as from an older version */
+    for (int i = 0; i < f.n_meta; i++)
+        if (strcmp(f.meta[i].key, "checksum") != 0)
+            meta[n_meta++] = f.meta[i];
+    const char *drop[2] = {"bn2.running_var", "__optimizer__.b.weight.exp_avg_sq"};
+    for (int k = 0; k < 2; k++) {
+        int nt = 0;
+        for (int i = 0; i < f.n_tensors; i++)
+            if (strcmp(f.tensors[i].name, drop[k]) != 0)
+                t[nt++] = f.tensors[i];
+        assert_int_equal(nt, f.n_tensors - 1);
+        assert_int_equal(st_save(path, t, nt, meta, n_meta, &err), 0);
+        assert_int_equal(ckpt_load_state(path, &fresh, &info2, &st2, &text, &err), -1);
+        assert_non_null(strstr(err.msg, drop[k]));
+        assert_non_null(strstr(err.msg, "is missing"));
+        /* the plain loader needs the state, not the optimiser's tensors */
+        int rc = ckpt_load(path, &cfg2, &n2, &info2, 4, &err);
+        assert_int_equal(rc, k == 0 ? -1 : 0);
+        if (rc == 0) {
+            net_free(&n2);
+            config_free(&cfg2);
+        }
+    }
+    st_free(&f);
+    unlink(path);
+    free(m);
+    free(v);
+    free(m2);
+    free(v2);
+    net_free(&fresh);
+    net_free(&n);
+    config_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -912,6 +1066,7 @@ int main(void)
         cmocka_unit_test(test_forward_paths_same_bits),
         cmocka_unit_test(test_checkpoint_round_trip),
         cmocka_unit_test(test_checkpoint_training_state),
+        cmocka_unit_test(test_checkpoint_toolkit_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

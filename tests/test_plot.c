@@ -191,9 +191,52 @@ static int xmllint(const char *path)
 }
 
 static plot_point seed_points[] = {
-    {1, 1.678, 1.81, 9488.7}, {2, 1.07, 1.34, 4123.7}, {3, 0.51, 0.85, 1696.1},
-    {4, 0.38, 1.05, 1110.1},  {5, 0.0, 0.93, 839.4},
+    {1, 1.678, 1.81, 9488.7, -1}, {2, 1.07, 1.34, 4123.7, -1}, {3, 0.51, 0.85, 1696.1, -1},
+    {4, 0.38, 1.05, 1110.1, -1},  {5, 0.0, 0.93, 839.4, -1},
 };
+
+/* A run with a validation set: its rates, and the best epoch by its errors (not the test's). */
+static void test_read_ten_columns(void **state)
+{
+    (void)state;
+    const char *dir =
+        make_run("val", "epoch,lr,cost,train_errors,test_errors,seconds,train_count,"
+                        "test_count,val_errors,val_count\n"
+                        "1,0.05,900.5,300,50,0.1,500,200,20,100\n"
+                        "2,0.05,400,100,40,0.1,500,200,25,100\n"
+                        "3,0.05,300,90,45,0.1,500,200,10,100\n");
+    plot_series s;
+    lo_error err = {""};
+    assert_int_equal(plot_read_metrics(dir, &s, &err), 0);
+    assert_int_equal(s.n, 3);
+    assert_true(s.has_val);
+    assert_true(fabs(s.points[1].val_rate - 25.0) < 1e-12);
+    assert_true(fabs(s.points[2].test_rate - 22.5) < 1e-12);
+    assert_int_equal(s.best_epoch, 3); /* fewest validation errors; epoch 2 has fewest test */
+    char path[300];
+    snprintf(path, sizeof path, "%s/val.svg", tmp);
+    assert_int_equal(plot_write_svg(path, &s, 1, &err), 0);
+    char *svg = slurp(path);
+    assert_non_null(strstr(svg, ">validation</text>"));
+    assert_non_null(strstr(svg, ">validation errors)</text>"));
+    assert_non_null(strstr(svg, ">best: epoch 3, 22.50%</text>"));
+    free(svg);
+    assert_int_equal(xmllint(path), 0);
+    plot_series_free(&s);
+    /* the old forms have no validation rates */
+    dir = make_run("old", "epoch,lr,cost,train_errors,test_errors,seconds\n1,0.05,9,10,5,1\n");
+    assert_int_equal(plot_read_metrics(dir, &s, &err), 0);
+    assert_false(s.has_val);
+    assert_true(s.points[0].val_rate < 0);
+    plot_series_free(&s);
+    const char *head = "epoch,lr,cost,train_errors,test_errors,seconds,train_count,test_count,"
+                       "val_errors,val_count\n";
+    char text[512];
+    snprintf(text, sizeof text, "%s1,0.05,9.5,10,5,1.0,600,200,11,10\n", head);
+    assert_read_fails(text, "metrics.csv:2: more errors than samples");
+    snprintf(text, sizeof text, "%s1,0.05,9.5,10,5,1.0,600,200,1,0\n", head);
+    assert_read_fails(text, "metrics.csv:2: set sizes must be at least 1");
+}
 
 static void test_svg_one_run(void **state)
 {
@@ -276,7 +319,8 @@ static void test_svg_xml_characters(void **state)
 static void test_svg_extreme_costs(void **state)
 {
     (void)state;
-    plot_point points[3] = {{1, 1.0, 2.0, 1e300}, {2, 0.5, 1.0, 1e-300}, {3, 0.5, 1.0, 0.0}};
+    plot_point points[3] = {{1, 1.0, 2.0, 1e300, -1}, {2, 0.5, 1.0, 1e-300, -1},
+                            {3, 0.5, 1.0, 0.0, -1}};
     plot_series s = {.name = "extreme", .points = points, .n = 3, .best_epoch = 2};
     char path[300];
     lo_error err = {""};
@@ -350,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_log_ticks),
         cmocka_unit_test(test_read_six_columns),
         cmocka_unit_test(test_read_eight_columns),
+        cmocka_unit_test(test_read_ten_columns),
         cmocka_unit_test(test_read_errors),
         cmocka_unit_test(test_svg_one_run),
         cmocka_unit_test(test_svg_runs_and_escaping),
