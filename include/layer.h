@@ -197,6 +197,8 @@ struct layer {
     char name[64]; /* unique in the network; tensors are saved as "<name>.weight" */
     int index;     /* 1-based position in the config's layer list */
     int line;      /* config line of the layer's group (0 when built in code) */
+    char file[256]; /* the config file that line is in, when an @include put it elsewhere than
+                     * the top-level file ("": that one); for messages */
 
     shape3 in, out;
 

@@ -430,7 +430,10 @@ static int parse_layer(parse_ctx *ctx, const config_setting_t *g, int index, lay
 {
     const char *kind, *name;
     l->index = index;
-    cfg_text_origin(ctx->text, cfg_line(g), &l->line); /* the line in the layer's file */
+    const char *file = cfg_text_origin(ctx->text, cfg_line(g), &l->line); /* the line in the
+                                                                             * layer's file */
+    if (file && strcmp(file, ctx->source) != 0)
+        snprintf(l->file, sizeof l->file, "%s", file);
     if (config_setting_type(g) != CONFIG_TYPE_GROUP) {
         lo_fail(ctx->err, "layer %d: must be a group { type = \"...\"; ... }", index);
         return fail_at(ctx, g);

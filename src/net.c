@@ -21,6 +21,12 @@ static double physical_memory(void)
 
 static double shape_floats(shape3 s) { return (double)s.c * (double)s.h * (double)s.w; }
 
+/* The file a layer's line is in (layer.h's file, else the config's). */
+static const char *layer_file(const layer *l, const char *source)
+{
+    return l->file[0] ? l->file : source;
+}
+
 /* Floats of a layer's kernel scratch (per thread). */
 static size_t scratch_floats(const layer *l)
 {
@@ -93,10 +99,11 @@ static int infer_shapes(net *n, const char *source, double *param_floats, double
         layer *l = &n->layers[i];
         l->in = shape;
         if (l->ops->setup(l, err) < 0 || check_contract(l, err) < 0)
-            return lo_prefix(err, "%s:%d: layer %d '%s'", source, l->line, l->index,
+            return lo_prefix(err, "%s:%d: layer %d '%s'", layer_file(l, source), l->line, l->index,
                              l->ops->kind);
         if (l->out.c < 1 || l->out.h < 1 || l->out.w < 1)
-            return lo_fail(err, "%s:%d: layer %d '%s': output shape %dx%dx%d is empty", source,
+            return lo_fail(err, "%s:%d: layer %d '%s': output shape %dx%dx%d is empty",
+                           layer_file(l, source),
                            l->line, l->index, l->ops->kind, l->out.c, l->out.h, l->out.w);
         double weights = 1.0;
         for (int d = 0; d < l->weight_ndim; d++)
@@ -193,7 +200,7 @@ int net_build(net *n, const layer *layers, int n_layers, shape3 input, int max_b
         const layer *big = &n->layers[largest];
         lo_fail(err, "%s:%d: layer %d '%s': this network needs %.1f GiB for batches of %d, most "
                 "of it for this layer (the machine has %.1f GiB): reduce the layer sizes or the "
-                "batch size", source, big->line, big->index, big->ops->kind, need / 1073741824.0,
+                "batch size", layer_file(big, source), big->line, big->index, big->ops->kind, need / 1073741824.0,
                 max_batch, have / 1073741824.0);
         net_free(n);
         return -1;

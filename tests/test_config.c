@@ -777,6 +777,19 @@ static void test_includes(void **state)
     load_fails(path, NULL, 0, &err);
     snprintf(text, sizeof text, "%s/sub/deeper/c.cfg:2: schedule row 1: 'lr' must be", dir);
     assert_contains(err.msg, text);
+    /* a layer in an included file: the network's messages name that file and line */
+    write_in(dir, "sub/deeper/c.cfg", "\nschedule = ( { epochs = 1; lr = 0.5; } );\n");
+    write_in(dir, "sub/layers.cfg", "layers = (\n { type = \"conv\"; filters = 2; kernel = 9; },"
+                                   "\n { type = \"softmax_xent\"; } );\n");
+    write_in(dir, "inc.cfg", "name = \"t\";\n@include \"sub/a.cfg\"\n@include \"sub/layers.cfg\"\n");
+    snprintf(path, sizeof path, "%s/inc.cfg", dir);
+    load_ok(&cfg, path, NULL, 0);
+    net n;
+    assert_int_equal(net_build(&n, cfg.layers, cfg.n_layers, (shape3){1, 4, 4}, 2, cfg.source,
+                               &err), -1);
+    snprintf(text, sizeof text, "%s/sub/layers.cfg:2: layer 1 'conv': kernel 9x9", dir);
+    assert_contains(err.msg, text);
+    config_free(&cfg);
     /* an absolute path */
     snprintf(text, sizeof text, "name = \"t\";\n" LAYERS_OK "@include \"%s/sub/a.cfg\"\n", dir);
     write_in(dir, "sub/deeper/c.cfg", "schedule = ( { epochs = 1; lr = 0.25; } );\n");
