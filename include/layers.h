@@ -16,6 +16,12 @@ extern const layer_ops softmax_xent_ops; /* layer_softmax_xent.c */
 extern const layer_ops batchnorm_ops;    /* layer_batchnorm.c */
 extern const layer_ops dropout_ops;      /* layer_dropout.c */
 
+/* Setup of a kind that keeps its input's shape and has no parameters (layer_common.c). */
+int layer_setup_same_shape(layer *l, lo_error *err);
+
+/* The split of a kind whose every phase works sample by sample (layer_common.c). */
+layer_split layer_split_samples(const layer *l, layer_phase phase, int training);
+
 /* The convolution's ops on l->u.conv.g (layer_conv.c), shared by every kind whose settings
  * start with a conv_geom (conv, dense). */
 void conv_layer_forward(const layer *l, const pass_ctx *p, const float *in, float *out, int lo,

@@ -52,15 +52,6 @@ static int bn_setup(layer *l, lo_error *err)
     return 0;
 }
 
-/* Every phase splits the samples; the parameter gradient is per sample. */
-static layer_split bn_split(const layer *l, layer_phase phase, int training)
-{
-    (void)l;
-    (void)phase;
-    (void)training;
-    return LAYER_BY_SAMPLE;
-}
-
 static void bn_init_params(layer *l)
 {
     for (int c = 0; c < l->in.c; c++) {
@@ -220,7 +211,7 @@ const layer_ops batchnorm_ops = {
     .fuses_relu = 1,
     .parse = bn_parse,
     .setup = bn_setup,
-    .split = bn_split,
+    .split = layer_split_samples,
     .forward = bn_forward,
     .backward = bn_backward,
     .grad_sample = bn_grad_sample,

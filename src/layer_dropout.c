@@ -28,25 +28,9 @@ static int dropout_parse(layer *l, const config_setting_t *group, lo_error *err)
 
 static int dropout_setup(layer *l, lo_error *err)
 {
-    if (l->in.c < 1 || l->in.h < 1 || l->in.w < 1)
-        return lo_fail(err, "empty input %dx%dx%d", l->in.c, l->in.h, l->in.w);
     if (!(l->u.dropout.rate >= 0.0 && l->u.dropout.rate < 1.0))
         return lo_fail(err, "invalid settings: rate %g", l->u.dropout.rate);
-    l->out = l->in;
-    l->n_weight = 0;
-    l->n_bias = 0;
-    l->weight_ndim = 0;
-    l->fan_in = 0;
-    l->fan_out = 0;
-    return 0;
-}
-
-static layer_split dropout_split(const layer *l, layer_phase phase, int training)
-{
-    (void)l;
-    (void)phase;
-    (void)training;
-    return LAYER_BY_SAMPLE;
+    return layer_setup_same_shape(l, err);
 }
 
 /* Whether the pass drops anything. */
@@ -109,7 +93,7 @@ const layer_ops dropout_ops = {
     .keys = dropout_keys,
     .parse = dropout_parse,
     .setup = dropout_setup,
-    .split = dropout_split,
+    .split = layer_split_samples,
     .forward = dropout_forward,
     .backward = dropout_backward,
 };

@@ -50,15 +50,6 @@ static int pool_setup(layer *l, lo_error *err)
 /* Output columns handled at once by maxpool's row loops (their state lives on the stack). */
 #define POOL_COLS 64
 
-/* Every phase splits the samples. */
-static layer_split pool_split(const layer *l, layer_phase phase, int training)
-{
-    (void)l;
-    (void)phase;
-    (void)training;
-    return LAYER_BY_SAMPLE;
-}
-
 #if defined(__AVX512F__)
 /* Lanes j < nc: p[j * S]; the others 0. Reads only those floats. */
 static inline __m512 load_strided(const float *p, int S, int nc)
@@ -276,7 +267,7 @@ const layer_ops maxpool_ops = {
     .keys = pool_keys,
     .parse = pool_parse,
     .setup = pool_setup,
-    .split = pool_split,
+    .split = layer_split_samples,
     .forward = maxpool_forward,
     .backward = maxpool_backward,
 };
@@ -286,7 +277,7 @@ const layer_ops avgpool_ops = {
     .keys = pool_keys,
     .parse = pool_parse,
     .setup = pool_setup,
-    .split = pool_split,
+    .split = layer_split_samples,
     .forward = avgpool_forward,
     .backward = avgpool_backward,
 };

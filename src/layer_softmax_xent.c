@@ -42,14 +42,6 @@ static int xent_setup(layer *l, lo_error *err)
     return 0;
 }
 
-static layer_split xent_split(const layer *l, layer_phase phase, int training)
-{
-    (void)l;
-    (void)phase;
-    (void)training;
-    return LAYER_BY_SAMPLE;
-}
-
 /* in, out: B x [K]. out = exp(x - max) / sum, in float. */
 static void xent_forward(const layer *l, const pass_ctx *p, const float *in, float *out, int lo,
                          int hi)
@@ -127,7 +119,7 @@ const layer_ops softmax_xent_ops = {
     .is_loss = 1,
     .parse = xent_parse,
     .setup = xent_setup,
-    .split = xent_split,
+    .split = layer_split_samples,
     .forward = xent_forward,
     .backward = xent_backward,
     .loss = xent_loss,
