@@ -528,9 +528,10 @@ static float *train_steps(const run_config *cfg, shape3 in, int B, int threads, 
     set_threads(threads);
     rng r;
     rng_seed(&r, 5);
+    uint8_t *labels = malloc((size_t)B);
+    assert_non_null(labels);
     for (int step = 0; step < 4; step++) {
         const int size = step == 3 ? 5 : B;
-        uint8_t labels[64];
         for (int b = 0; b < size; b++)
             labels[b] = (uint8_t)rng_below(&r, (uint32_t)net_classes(&n));
         random_fill(n.act[0], (size_t)size * shape3_size(in), 100 + (uint64_t)step);
@@ -548,6 +549,7 @@ static float *train_steps(const run_config *cfg, shape3 in, int B, int threads, 
             }
         }
     }
+    free(labels);
     /* the parameters, then the layers' state (batchnorm's running statistics) */
     const size_t state = n.state_arena.used;
     float *copy = malloc((n.n_params + state + 1) * sizeof(float));
@@ -595,6 +597,37 @@ static void test_threads_bitwise_identical(void **state)
     expect_thread_identity(&cfg, (shape3){1, 11, 13}, 7);
     expect_thread_identity(&cfg, (shape3){1, 11, 13}, 16);
     config_free(&cfg);
+}
+
+/* Every shipped config and every bench-only config (scripts/bench --family): the same bits
+ * at 1-4 threads over a few steps at its own batch size, on random inputs of its data's size
+ * (28x28 plus its padding; no data files needed). */
+static void test_family_configs_any_threads(void **state)
+{
+    (void)state;
+    static const char *const paths[] = {
+        "configs/lenet5.cfg",          "configs/lenet5_classic.cfg",
+        "configs/fashion_lenet5.cfg",  "configs/custom_cnn.cfg",
+        "configs/lenet5_aug.cfg",      "configs/mnist_best.cfg",
+        "configs/fashion_best.cfg",    "bench/configs/stride2_pad.cfg",
+        "bench/configs/wide64.cfg",    "bench/configs/vgg3x3_b64.cfg",
+        "bench/configs/lenet5_b256.cfg",
+    };
+    const char *root = getenv("LENET_SOURCE_ROOT");
+    for (size_t k = 0; k < sizeof paths / sizeof paths[0]; k++) {
+        run_config cfg;
+        lo_error err;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", root ? root : ".", paths[k]);
+        int rc = config_load_file(&cfg, path, NULL, 0, &err);
+        if (rc < 0)
+            fprintf(stderr, "%s\n", err.msg);
+        assert_int_equal(rc, 0);
+        const int side = 28 + 2 * cfg.data.padding;
+        printf("%s: batch %d\n", paths[k], cfg.train.batch_size);
+        expect_thread_identity(&cfg, (shape3){1, side, side}, cfg.train.batch_size);
+        config_free(&cfg);
+    }
 }
 
 /* A kind written the plain way (no split: whole batch, parameter gradient added by its
@@ -1059,6 +1092,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_whole_network_gradient),
         cmocka_unit_test(test_threads_bitwise_identical),
+        cmocka_unit_test(test_family_configs_any_threads),
         cmocka_unit_test(test_plain_kind_any_threads),
         cmocka_unit_test(test_row_kind_same_as_sample_kind),
         cmocka_unit_test(test_batch_stat_kind_any_threads),
