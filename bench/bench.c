@@ -32,6 +32,7 @@
 
 #include "config.h"
 #include "dataset.h"
+#include "fma_peak.h"
 #include "mnist.h"
 #include "net.h"
 #include "rng.h"
@@ -187,75 +188,11 @@ static double cpu_mhz(char *model, size_t size)
     return mhz;
 }
 
-#ifdef BENCH_X86
-/* 12 independent FMA chains (enough to cover 4-cycle latency on 2 ports); returns a sum so
- * the loop is not optimised away. Flops = iters * 12 * 16 * 2. */
-__attribute__((target("avx512f"))) static float fma_loop_512(long iters)
-{
-    __m512 m = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f);
-    __m512 a[12];
-    for (int j = 0; j < 12; j++)
-        a[j] = _mm512_set1_ps((float)j);
-    for (long i = 0; i < iters; i++)
-        for (int j = 0; j < 12; j++)
-            a[j] = _mm512_fmadd_ps(a[j], m, c);
-    for (int j = 1; j < 12; j++)
-        a[0] = _mm512_add_ps(a[0], a[j]);
-    return _mm512_reduce_add_ps(a[0]);
-}
-
-__attribute__((target("avx2,fma"))) static float fma_loop_256(long iters)
-{
-    __m256 m = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-7f);
-    __m256 a[12];
-    for (int j = 0; j < 12; j++)
-        a[j] = _mm256_set1_ps((float)j);
-    for (long i = 0; i < iters; i++)
-        for (int j = 0; j < 12; j++)
-            a[j] = _mm256_fmadd_ps(a[j], m, c);
-    float out[8], s = 0.0f;
-    for (int j = 1; j < 12; j++)
-        a[0] = _mm256_add_ps(a[0], a[j]);
-    _mm256_storeu_ps(out, a[0]);
-    for (int j = 0; j < 8; j++)
-        s += out[j];
-    return s;
-}
-#endif
-
-/* Measured FMA throughput in GFLOP/s of t threads each running the loop (best of 5);
- * 0 when the machine has no AVX2/AVX-512 FMA. */
+/* Measured FMA throughput in GFLOP/s of t threads (fma_peak.c); 0 without AVX2/AVX-512 FMA. */
 static double measure_peak(int t, const char *isa)
 {
-#ifdef BENCH_X86
-    int wide = strcmp(isa, "AVX-512") == 0, lanes = wide ? 16 : 8;
-    if (!wide && strcmp(isa, "AVX2+FMA") != 0)
-        return 0.0;
-    const long iters = 20000000;
-    double best = 0.0;
-    volatile float sink = 0.0f;
-    for (int r = 0; r < 5; r++) {
-        double t0 = now();
-#ifdef _OPENMP
-#pragma omp parallel num_threads(t)
-#endif
-        {
-            float s = wide ? fma_loop_512(iters) : fma_loop_256(iters);
-#ifdef _OPENMP
-#pragma omp atomic
-#endif
-            sink += s;
-        }
-        double gflops = (double)t * iters * 12 * lanes * 2 / (now() - t0) / 1e9;
-        best = gflops > best ? gflops : best;
-    }
-    (void)sink;
-    return best;
-#else
-    (void)t;
     (void)isa;
-    return 0.0;
-#endif
+    return fma_peak_gflops(t);
 }
 
 /* ---- FLOPs per layer, from the shapes ---- */
@@ -648,8 +585,9 @@ int main(int argc, char **argv)
     printf("lenet-bench: %s, %d cores, %s\n", model, num_procs(), isa);
     printf("config %s: %zu weights; %.2f MFLOP forward, %.2f MFLOP forward+backward per image\n",
            config, b.n.n_weights, train_fwd / 1e6, (train_fwd + train_bwd) / 1e6);
-    printf("peak assumed: %d FLOP/cycle (%s, 2 FMA units) x %.0f MHz = %.1f GFLOP/s per core\n",
-           flops_per_cycle, isa, mhz, assumed);
+    printf("peak if a core had 2 full-width FMA units: %d FLOP/cycle (%s) x %.0f MHz = %.1f "
+           "GFLOP/s (an upper bound: Zen 4 has half that; shares of peak below are of the "
+           "measured one)\n", flops_per_cycle, isa, mhz, assumed);
     printf("medians of %d repeats after a warm-up; training repeats are %d images; "
            "[min..max] in brackets;\n'others': share of the cores other processes used meanwhile "
            "(above 10%%: noisy)\n", b.repeats, b.images);

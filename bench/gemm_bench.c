@@ -35,6 +35,7 @@
 #include <libxsmm.h>
 #endif
 
+#include "fma_peak.h"
 #include "gemm.h"
 #include "rng.h"
 
@@ -100,68 +101,11 @@ static void cpu_seconds(double *all, double *own)
            (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
 }
 
-/* ---- one core's FMA peak (bench.c's loop: 12 independent chains) ---- */
-#ifdef BENCH_X86
-__attribute__((target("avx512f"))) static float fma_loop_512(long iters)
-{
-    __m512 m = _mm512_set1_ps(0.9999999f), c = _mm512_set1_ps(1e-7f);
-    __m512 a[12];
-    for (int j = 0; j < 12; j++)
-        a[j] = _mm512_set1_ps((float)j);
-    for (long i = 0; i < iters; i++)
-        for (int j = 0; j < 12; j++)
-            a[j] = _mm512_fmadd_ps(a[j], m, c);
-    for (int j = 1; j < 12; j++)
-        a[0] = _mm512_add_ps(a[0], a[j]);
-    return _mm512_reduce_add_ps(a[0]);
-}
-
-__attribute__((target("avx2,fma"))) static float fma_loop_256(long iters)
-{
-    __m256 m = _mm256_set1_ps(0.9999999f), c = _mm256_set1_ps(1e-7f);
-    __m256 a[12];
-    for (int j = 0; j < 12; j++)
-        a[j] = _mm256_set1_ps((float)j);
-    for (long i = 0; i < iters; i++)
-        for (int j = 0; j < 12; j++)
-            a[j] = _mm256_fmadd_ps(a[j], m, c);
-    float out[8], s = 0.0f;
-    for (int j = 1; j < 12; j++)
-        a[0] = _mm256_add_ps(a[0], a[j]);
-    _mm256_storeu_ps(out, a[0]);
-    for (int j = 0; j < 8; j++)
-        s += out[j];
-    return s;
-}
-#endif
-
-/* GFLOP/s of one thread's FMA loop, best of 5; 0 without AVX2/AVX-512 FMA. */
+/* GFLOP/s of one thread's FMA loop (fma_peak.c); 0 without AVX2/AVX-512 FMA. */
 static double measure_peak(const char **isa)
 {
-    *isa = "no FMA";
-#ifdef BENCH_X86
-    __builtin_cpu_init();
-    int wide = __builtin_cpu_supports("avx512f");
-    if (!wide && !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")))
-        return 0.0;
-    *isa = wide ? "AVX-512" : "AVX2+FMA";
-    const long iters = 20000000;
-    const int lanes = wide ? 16 : 8;
-    double best = 0.0;
-    volatile float sink = 0.0f;
-    for (double t0 = now(); now() - t0 < 0.5;) /* let the clock ramp up first */
-        sink += wide ? fma_loop_512(iters / 100) : fma_loop_256(iters / 100);
-    for (int r = 0; r < 5; r++) {
-        double t0 = now();
-        sink += wide ? fma_loop_512(iters) : fma_loop_256(iters);
-        double gf = (double)iters * 12 * lanes * 2 / (now() - t0) / 1e9;
-        best = gf > best ? gf : best;
-    }
-    (void)sink;
-    return best;
-#else
-    return 0.0;
-#endif
+    *isa = fma_peak_isa();
+    return fma_peak_gflops(1);
 }
 
 /* ---- one shape's operands ---- */

@@ -84,8 +84,8 @@ def main():
     row = f"{'measured FMA peak GFLOP/s':<28}"
     for n in threads:
         row += f"{o[('peak_measured', n, 0)]['median']:>14.1f}" + (" " * 21 if torch else "")
-    print(row + f"  (assumed {ours['peak_assumed_gflops_per_core']:.0f}/core at "
-                f"{ours['mhz']:.0f} MHz)")
+    print(row + f"  (the upper bound {ours['peak_assumed_gflops_per_core']:.0f}/core at "
+                f"{ours['mhz']:.0f} MHz assumes 2 full-width FMA units)")
 
     print()
     print(f"peak RSS, benchmark process: lenet-bench {ours['peak_rss_kib'] / 1024:.1f} MB" +
