@@ -33,10 +33,11 @@ static size_t out_size(const conv_geom *g) { return (size_t)g->F * g->NP; }
  * How the fast kernels cut their work into blocks that fit the scratch. Scratch, in order:
  * gemm's, one sample's padded input (or input gradient), then the block. */
 
-/* Forward: whole output rows per gemm call of one sample (NP >= CONV_MIN_COLS), else 0. A
- * block's columns are rows of OW positions at a pitch of the block's width plus 16 (slack
- * for im2col's whole-vector stores). */
-static int forward_row_block(const conv_geom *g)
+/* Forward and input gradient: whole output rows per block of one sample's columns (NP >=
+ * CONV_MIN_COLS), else 0 (then several samples side by side: forward_group). In the forward
+ * pass a block's columns are rows of OW positions at a pitch of the block's width plus 16
+ * (slack for im2col's whole-vector stores). */
+static int row_block(const conv_geom *g)
 {
     if (g->NP < CONV_MIN_COLS)
         return 0;
@@ -45,23 +46,12 @@ static int forward_row_block(const conv_geom *g)
     return rows < g->OH ? rows : g->OH;
 }
 
-/* Forward with small outputs: samples per gemm call. */
-static int forward_group(const conv_geom *g)
+/* Small outputs (forward, input gradient): samples per gemm call. */
+static int sample_group(const conv_geom *g)
 {
     int k = CONV_GROUP_COLS / g->NP, fit = CONV_COL_FLOATS / (g->T * g->NP);
     k = k < fit ? k : fit;
     return k < 1 ? 1 : k;
-}
-
-/* Input gradient: whole output rows per block of d[T][positions] (NP >= CONV_MIN_COLS), else
- * 0 (then samples side by side, as forward_group). */
-static int data_row_block(const conv_geom *g)
-{
-    if (g->NP < CONV_MIN_COLS)
-        return 0;
-    int rows = CONV_COL_FLOATS / (g->T * g->OW);
-    rows = rows < 1 ? 1 : rows;
-    return rows < g->OH ? rows : g->OH;
 }
 
 /* Row pitch of the transposed layout: T taps and 16 floats of slack (whole-vector stores). */
@@ -94,16 +84,16 @@ static size_t block_offset(const conv_geom *g)
 size_t conv_scratch_floats(const conv_geom *g)
 {
     size_t T = (size_t)g->T, fwd;
-    const int rows = forward_row_block(g);
+    const int rows = row_block(g);
     if (rows)
         fwd = T * ((size_t)rows * g->OW + 16);
     else {
-        const size_t cols = (size_t)forward_group(g) * (size_t)g->NP;
+        const size_t cols = (size_t)sample_group(g) * (size_t)g->NP;
         fwd = T * (cols + 16) + (size_t)g->F * cols;
     }
-    const int drows = data_row_block(g);
+    const int drows = row_block(g);
     const size_t data = drows ? T * (size_t)drows * (size_t)g->OW
-                             : (T + (size_t)g->F) * (size_t)forward_group(g) * (size_t)g->NP;
+                             : (T + (size_t)g->F) * (size_t)sample_group(g) * (size_t)g->NP;
     size_t most = colT_pitch(g) * (size_t)backward_position_block(g);
     most = fwd > most ? fwd : most;
     most = data > most ? data : most;
@@ -130,15 +120,11 @@ static const float *pad_input(const conv_geom *g, const float *in_n, float *xp)
     return xp;
 }
 
-/* dst[i] = src[i * S] for i < n; with over, may write up to 15 floats after dst + n
- * (ku_copy_over). */
-static void copy_strided(float *restrict dst, const float *restrict src, int n, int S, int over)
+/* dst[i] = src[i * S] for i < n; may write up to 15 floats after dst + n (ku_copy_over). */
+static void copy_strided(float *restrict dst, const float *restrict src, int n, int S)
 {
-    if (S == 1 && n > 4) { /* shorter runs: scalar stores beat a masked vector one */
-        if (over)
-            ku_copy_over(dst, src, n);
-        else
-            ku_copy(dst, src, n);
+    if (S == 1 && n > 4) { /* shorter runs: scalar stores beat a vector one */
+        ku_copy_over(dst, src, n);
         return;
     }
     for (int i = 0; i < n; i++)
@@ -190,7 +176,7 @@ static void im2col_rows(const conv_geom *g, const float *xp, int oy0, int oy1, f
                 const float *plane = xp + ((size_t)c * Hp + ky) * Wp + kx;
                 for (int oy = oy0; oy < oy1; oy++)
                     copy_strided(dst + (size_t)(oy - oy0) * OW, plane + (size_t)oy * S * Wp, OW,
-                                 S, 1);
+                                 S);
             }
 }
 
@@ -419,7 +405,7 @@ void conv_forward(const conv_geom *g, const float *w, const float *bias, const f
         return;
     }
     float *gs = scratch, *xp = scratch + gemm_scratch_floats(), *col = scratch + block_offset(g);
-    const int rows = forward_row_block(g);
+    const int rows = row_block(g);
     if (rows) { /* per sample, blocks of output rows: out_n[F][..] = bias + w[F][T] col[T][..] */
         for (int n = lo; n < hi; n++) {
             const float *x = pad_input(g, in + (size_t)n * in_size(g), xp);
@@ -436,7 +422,7 @@ void conv_forward(const conv_geom *g, const float *w, const float *bias, const f
         return;
     }
     /* small outputs: k samples side by side, tmp[F][k * NP], then back to [k][F][NP] */
-    const int group = forward_group(g);
+    const int group = sample_group(g);
     float *tmp = col + (size_t)T * ((size_t)group * NP + 16);
     for (int n0 = lo; n0 < hi; n0 += group) {
         const int k = hi - n0 < group ? hi - n0 : group, cols = k * NP;
@@ -472,7 +458,7 @@ int conv_is_dense(const conv_geom *g)
 void conv_backward_data(const conv_geom *g, const float *w, const float *dout, float *din,
                         int lo, int hi, float *scratch)
 {
-    const int T = g->T, F = g->F, NP = g->NP, OW = g->OW, rows = data_row_block(g);
+    const int T = g->T, F = g->F, NP = g->NP, OW = g->OW, rows = row_block(g);
     float *gs = scratch, *dp = scratch + gemm_scratch_floats(), *d = scratch + block_offset(g);
     if (conv_is_dense(g)) { /* din[n][T] = dout[n][F] w[F][T]: each input one tap of one
                              * position, so 0 + d, which is d (a chain from +0 is never -0) */
@@ -496,7 +482,7 @@ void conv_backward_data(const conv_geom *g, const float *w, const float *dout, f
         return;
     }
     /* small outputs: k samples side by side, dout as doutk[F][k * NP] */
-    const int group = forward_group(g);
+    const int group = sample_group(g);
     float *doutk = d + (size_t)T * group * NP;
     for (int n0 = lo; n0 < hi; n0 += group) {
         const int k = hi - n0 < group ? hi - n0 : group, cols = k * NP;
