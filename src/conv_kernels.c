@@ -520,37 +520,68 @@ void conv_grad_sample(const conv_geom *g, const float *in, const float *dout, in
  * of the input). */
 #define ROWS_FB 4
 
+/* The node over samples [n, n + m) (m = 1, 2 or 4, aligned) of the leaves dout[i][f] * x[i]
+ * (16 taps, from +0 as the per-sample kernel), for filters f0 .. f0 + NF: perfect pairwise
+ * sums, in registers. x points at sample n's taps; nt of the 16 are real. */
+KU_INLINE void rows_node(const int NF, const float *x, int T, int nt, const float *d, int F,
+                         int m, ku_v16 node[ROWS_FB])
+{
+    const ku_v16 zero = ku_splat(0.0f);
+    ku_v16 leaf[4][ROWS_FB];
+    for (int i = 0; i < m; i++) {
+        const float *xi = x + (size_t)i * T;
+        const ku_v16 xv = nt == 16 ? ku_load(xi) : ku_load_part(xi, nt);
+        for (int j = 0; j < NF; j++)
+            leaf[i][j] = ku_madd(zero, d[(size_t)i * F + j], xv);
+    }
+    for (int j = 0; j < NF; j++)
+        node[j] = m == 1   ? leaf[0][j]
+                  : m == 2 ? ku_add(leaf[0][j], leaf[1][j])
+                           : ku_add(ku_add(leaf[0][j], leaf[1][j]), ku_add(leaf[2][j], leaf[3][j]));
+}
+
+/* conv_grad_rows' weights for NF filters from f0, 16 taps at a time: nodes of 4 samples (or
+ * the whole block when it is smaller) in registers, then a binary counter of them
+ * (stack[level]) up to the block's node. */
+KU_INLINE void rows_weights(const int NF, const float *in, const float *dout, int T, int F,
+                            int n0, int n1, int f0, float *dw)
+{
+    const int m = n1 - n0 < 4 ? n1 - n0 : 4;
+    for (int t0 = 0; t0 < T; t0 += 16) {
+        const int nt = T - t0 < 16 ? T - t0 : 16;
+        ku_v16 stack[32][ROWS_FB];
+        int depth = 0;
+        for (int n = n0; n < n1; n += m) {
+            rows_node(NF, in + (size_t)n * T + t0, T, nt, dout + (size_t)n * F + f0, F, m,
+                      stack[depth++]);
+            for (int i = (n - n0) / m; i & 1; i >>= 1, depth--) /* siblings: left + right */
+                for (int j = 0; j < NF; j++)
+                    stack[depth - 2][j] = ku_add(stack[depth - 2][j], stack[depth - 1][j]);
+        }
+        for (int j = 0; j < NF; j++) {
+            float *dst = dw + (size_t)(f0 + j) * T + t0;
+            if (nt == 16)
+                ku_store(dst, stack[0][j]);
+            else
+                ku_store_part(dst, stack[0][j], nt);
+        }
+    }
+}
+
 /* The tree of gradtree.h over samples [n0, n1) (one node: a power-of-two count, aligned) of
- * leaf(n) = dout[n][f] * in[n][t] (from +0, as the per-sample kernel), for ROWS_FB or fewer
- * filters f and 16 taps t at a time: a binary counter of vectors (stack[level]). */
+ * leaf(n) = dout[n][f] * in[n][t] (from +0, as the per-sample kernel), ROWS_FB filters at a
+ * time. */
 void conv_grad_rows(const conv_geom *g, const float *in, const float *dout, int n0, int n1,
                     int r0, int r1, float *dw, float *db)
 {
     const int T = g->T, F = g->F;
-    const ku_v16 zero = ku_splat(0.0f);
     for (int f0 = r0; f0 < r1; f0 += ROWS_FB) {
         const int nf = r1 - f0 < ROWS_FB ? r1 - f0 : ROWS_FB;
-        for (int t0 = 0; t0 < T; t0 += 16) {
-            const int nt = T - t0 < 16 ? T - t0 : 16;
-            ku_v16 stack[32][ROWS_FB];
-            int depth = 0;
-            for (int n = n0; n < n1; n++) {
-                const float *x = in + (size_t)n * T + t0;
-                const ku_v16 xv = nt == 16 ? ku_load(x) : ku_load_part(x, nt);
-                for (int j = 0; j < nf; j++)
-                    stack[depth][j] = ku_madd(zero, dout[(size_t)n * F + f0 + j], xv);
-                depth++;
-                for (int i = n - n0; i & 1; i >>= 1, depth--) /* siblings: left + right */
-                    for (int j = 0; j < nf; j++)
-                        stack[depth - 2][j] = ku_add(stack[depth - 2][j], stack[depth - 1][j]);
-            }
-            for (int j = 0; j < nf; j++) {
-                float *dst = dw + (size_t)(f0 + j) * T + t0;
-                if (nt == 16)
-                    ku_store(dst, stack[0][j]);
-                else
-                    ku_store_part(dst, stack[0][j], nt);
-            }
+        switch (nf) {
+        case 4: rows_weights(4, in, dout, T, F, n0, n1, f0, dw); break;
+        case 3: rows_weights(3, in, dout, T, F, n0, n1, f0, dw); break;
+        case 2: rows_weights(2, in, dout, T, F, n0, n1, f0, dw); break;
+        default: rows_weights(1, in, dout, T, F, n0, n1, f0, dw); break;
         }
         for (int j = 0; j < nf; j++) { /* the bias: leaf 0 + dout[n][f] (bias_grad of one) */
             float stack[32];
