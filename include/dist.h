@@ -28,6 +28,9 @@ void dist_finalize(void);
 int dist_rank(void);
 int dist_size(void);
 
+/* Processes of the job on this host (1 for a job of one). */
+int dist_local_size(void);
+
 /* This process's host name, for messages. */
 const char *dist_host(void);
 

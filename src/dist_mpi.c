@@ -16,10 +16,11 @@
 #include <unistd.h>
 
 static int started;      /* MPI_Init_thread was called */
-static int rank, size = 1;
+static int rank, size = 1, local_size = 1;
 static char host[256];
 static int flag_offered, flag_agreed;
 static MPI_Datatype unit_type; /* DIST_UNIT contiguous bytes */
+static int typed;               /* unit_type is committed */
 static MPI_Request pending[DIST_MAX_PENDING];
 static int pending_used[DIST_MAX_PENDING];
 
@@ -56,6 +57,13 @@ int dist_init(int *argc, char ***argv, lo_error *err)
                        "lenet-omp needs MPI_THREAD_FUNNELED", rank, provided);
     MPI_Type_contiguous(DIST_UNIT, MPI_BYTE, &unit_type);
     MPI_Type_commit(&unit_type);
+    typed = 1;
+    MPI_Comm local;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local) ==
+        MPI_SUCCESS) {
+        MPI_Comm_size(local, &local_size);
+        MPI_Comm_free(&local);
+    }
     if (rank > 0 && !freopen("/dev/null", "w", stdout))
         return lo_fail(err, "rank %d: cannot silence standard output", rank);
     return 0;
@@ -65,7 +73,8 @@ void dist_finalize(void)
 {
     int done = 0;
     if (started && MPI_Finalized(&done) == MPI_SUCCESS && !done) {
-        MPI_Type_free(&unit_type);
+        if (typed)
+            MPI_Type_free(&unit_type);
         MPI_Finalize();
     }
 }
@@ -73,6 +82,8 @@ void dist_finalize(void)
 int dist_rank(void) { return rank; }
 
 int dist_size(void) { return size; }
+
+int dist_local_size(void) { return local_size; }
 
 const char *dist_host(void) { return host; }
 

@@ -25,6 +25,8 @@ int dist_rank(void) { return 0; }
 
 int dist_size(void) { return 1; }
 
+int dist_local_size(void) { return 1; }
+
 const char *dist_host(void)
 {
     if (!host[0] && gethostname(host, sizeof host - 1) != 0)
