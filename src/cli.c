@@ -54,7 +54,8 @@ void cli_usage(FILE *out)
 
 int cli_fail(const lo_error *err)
 {
-    fprintf(stderr, "lenet-omp: %s\n", err->msg);
+    if (err->msg[0]) /* empty: another process of the job reported it (dist_agree) */
+        fprintf(stderr, "lenet-omp: %s\n", err->msg);
     return EXIT_BAD_INPUT;
 }
 
