@@ -326,10 +326,16 @@ static void print_header(run *r, int threads)
     if (r->log.log)
         net_print_table(&r->n, r->log.log);
     net_print_table(&r->n, stdout);
-    if (dist_size() > 1)
-        report_printf(&r->log, "processes: %d (MPI), each with %d of every batch of %d; "
-                      "rank 0 writes the run\n", dist_size(),
-                      cfg->train.batch_size / dist_size(), cfg->train.batch_size);
+    if (dist_size() > 1) {
+        const int B = cfg->train.batch_size, R = dist_size(), fewest = B / R;
+        char share[32];
+        if (B % R)
+            snprintf(share, sizeof share, "%d-%d", fewest, fewest + 1);
+        else
+            snprintf(share, sizeof share, "%d", fewest);
+        report_printf(&r->log, "processes: %d (MPI), each with %s of every batch of %d; rank 0 "
+                      "writes the run\n", R, share, B);
+    }
     report_printf(&r->log, "output: %s\n", cfg->output_dir);
     if (r->resumed[0])
         report_printf(&r->log, "%s", r->resumed);
