@@ -72,6 +72,21 @@ int dist_test(int request);
 /* Waits until a started exchange is complete, and frees its request. */
 void dist_wait(int request);
 
+/* The exchange of a reduce-scatter: this process sends to each process q its `head` bytes
+ * at mine, then, of each of its `nodes` nodes (`len` floats each, the first at mine + data
+ * bytes), floats [lo[q], lo[q] + count[q]); it receives from each process p rbytes[p] bytes
+ * at rbuf + rdispl[p] (p's head bytes, then its nodes' slices for this process, back to
+ * back). wait 1: complete on return (returns -1); 0: started, returns a request for
+ * dist_test and dist_wait (at most DIST_MAX_PENDING at once; mine and rbuf must not be
+ * touched before dist_wait returns). */
+int dist_slices(const char *mine, size_t head, size_t data, int nodes, size_t len,
+                const int *lo, const int *count, char *rbuf, const int *rbytes,
+                const int *rdispl, int wait);
+
+/* Floats of every process: process r's counts[r] floats at buf + displ[r], in place before
+ * the call, are everywhere after it (MPI_Allgatherv in place). */
+void dist_allgather_floats(float *buf, const int *counts, const int *displ);
+
 /* Every process's `bytes` bytes from `mine` into all (size x bytes, in rank order). */
 void dist_allgather(const void *mine, void *all, size_t bytes);
 

@@ -23,6 +23,22 @@ static MPI_Datatype unit_type; /* DIST_UNIT contiguous bytes */
 static int typed;               /* unit_type is committed */
 static MPI_Request pending[DIST_MAX_PENDING];
 static int pending_used[DIST_MAX_PENDING];
+/* A started dist_slices' arguments, which MPI reads until it completes. */
+static struct slice_args {
+    int *counts, *displs;
+    MPI_Datatype *types;
+    int *rcounts, *rdispls;
+    MPI_Datatype *rtypes;
+    int live; /* types[] hold committed types, freed when the exchange completes */
+} slice_args[DIST_MAX_PENDING];
+
+static void free_slice_types(int k)
+{
+    struct slice_args *a = &slice_args[k];
+    for (int q = 0; a->live && q < size; q++)
+        MPI_Type_free(&a->types[q]);
+    a->live = 0;
+}
 
 /* Whether an MPI launcher started this process: the variables Open MPI's mpirun, MPICH's
  * Hydra (mpiexec) and PMIx-based launchers (srun --mpi=pmix) set; LENET_MPI=1 or 0 decides
@@ -105,7 +121,8 @@ void dist_allgather_blocks(void *buf, const int *units, const int *displ)
                        MPI_COMM_WORLD);
 }
 
-int dist_allgather_start(void *buf, const int *units, const int *displ)
+/* A free request slot, marked used. */
+static int take_request(void)
 {
     int k = 0;
     while (k < DIST_MAX_PENDING && pending_used[k])
@@ -114,6 +131,12 @@ int dist_allgather_start(void *buf, const int *units, const int *displ)
         dist_abort(70, "more exchanges started than dist.h allows");
     pending_used[k] = 1;
     pending[k] = MPI_REQUEST_NULL;
+    return k;
+}
+
+int dist_allgather_start(void *buf, const int *units, const int *displ)
+{
+    const int k = take_request();
     if (size > 1)
         MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, units, displ, unit_type,
                         MPI_COMM_WORLD, &pending[k]);
@@ -128,10 +151,72 @@ int dist_test(int request)
     return done;
 }
 
+int dist_slices(const char *mine, size_t head, size_t data, int nodes, size_t len,
+                const int *lo, const int *count, char *rbuf, const int *rbytes,
+                const int *rdispl, int wait)
+{
+    const int k = take_request();
+    struct slice_args *a = &slice_args[k];
+    if (!a->counts) {
+        a->counts = calloc((size_t)size, sizeof *a->counts);
+        a->displs = calloc((size_t)size, sizeof *a->displs);
+        a->types = calloc((size_t)size, sizeof *a->types);
+        a->rcounts = calloc((size_t)size, sizeof *a->rcounts);
+        a->rdispls = calloc((size_t)size, sizeof *a->rdispls);
+        a->rtypes = calloc((size_t)size, sizeof *a->rtypes);
+        if (!a->counts || !a->displs || !a->types || !a->rcounts || !a->rdispls || !a->rtypes)
+            dist_abort(2, "out of memory for an exchange among processes");
+    }
+    if (head > INT_MAX || data > INT_MAX || len > INT_MAX)
+        dist_abort(2, "an exchange among processes too large for MPI's counts");
+    for (int q = 0; q < size; q++) {
+        /* to q: the header block, then the nodes' slice q (a strided vector) */
+        MPI_Datatype vec = MPI_DATATYPE_NULL;
+        int blocks[2] = {(int)head, 1};
+        MPI_Aint at[2] = {0, (MPI_Aint)(data + sizeof(float) * (size_t)lo[q])};
+        MPI_Datatype types[2] = {MPI_BYTE, MPI_DATATYPE_NULL};
+        const int with_nodes = nodes > 0 && count[q] > 0;
+        if (with_nodes) {
+            MPI_Type_vector(nodes, count[q], (int)len, MPI_FLOAT, &vec);
+            types[1] = vec;
+        }
+        MPI_Type_create_struct(with_nodes ? 2 : 1, blocks, at, types, &a->types[q]);
+        MPI_Type_commit(&a->types[q]);
+        if (with_nodes)
+            MPI_Type_free(&vec);
+        a->counts[q] = 1;
+        a->displs[q] = 0;
+        a->rcounts[q] = rbytes[q];
+        a->rdispls[q] = rdispl[q];
+        a->rtypes[q] = MPI_BYTE;
+    }
+    if (wait)
+        MPI_Alltoallw(mine, a->counts, a->displs, a->types, rbuf, a->rcounts, a->rdispls,
+                      a->rtypes, MPI_COMM_WORLD);
+    else
+        MPI_Ialltoallw(mine, a->counts, a->displs, a->types, rbuf, a->rcounts, a->rdispls,
+                       a->rtypes, MPI_COMM_WORLD, &pending[k]);
+    a->live = 1;
+    if (wait) {
+        free_slice_types(k);
+        pending_used[k] = 0;
+        return -1;
+    }
+    return k;
+}
+
+void dist_allgather_floats(float *buf, const int *counts, const int *displ)
+{
+    if (size > 1)
+        MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displ, MPI_FLOAT,
+                       MPI_COMM_WORLD);
+}
+
 void dist_wait(int request)
 {
     if (pending[request] != MPI_REQUEST_NULL)
         MPI_Wait(&pending[request], MPI_STATUS_IGNORE);
+    free_slice_types(request);
     pending_used[request] = 0;
 }
 

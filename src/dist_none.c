@@ -57,6 +57,28 @@ int dist_allgather_start(void *buf, const int *units, const int *displ)
     return 0;
 }
 
+int dist_slices(const char *mine, size_t head, size_t data, int nodes, size_t len,
+                const int *lo, const int *count, char *rbuf, const int *rbytes,
+                const int *rdispl, int wait)
+{
+    (void)rbytes;
+    (void)wait;
+    char *to = rbuf + rdispl[0];
+    memmove(to, mine, head);
+    for (int k = 0; k < nodes; k++)
+        memmove(to + head + sizeof(float) * (size_t)k * (size_t)count[0],
+                mine + data + sizeof(float) * ((size_t)k * len + (size_t)lo[0]),
+                sizeof(float) * (size_t)count[0]);
+    return -1;
+}
+
+void dist_allgather_floats(float *buf, const int *counts, const int *displ)
+{
+    (void)buf;
+    (void)counts;
+    (void)displ;
+}
+
 int dist_test(int request)
 {
     (void)request;
