@@ -65,7 +65,9 @@ int net_build(net *n, const layer *layers, int n_layers, shape3 input, int max_b
 
 /* Allocates what training batches of up to `batch` samples need beyond evaluation (the
  * per-thread gradient trees) for a team of omp_get_max_threads() threads. A pass on a larger
- * team grows them itself. Returns 0, or -1 with err set. */
+ * team grows them itself. The exchanges of shared passes start afresh (their settings,
+ * LENET_OVERLAP and LENET_REDUCE, are read again: docs/distributed.md). Returns 0, or -1
+ * with err set. */
 int net_prepare_training(net *n, int batch, lo_error *err);
 
 /* Bytes the arenas and the team state take (for messages and `check`). */

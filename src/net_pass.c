@@ -163,17 +163,19 @@ static int team_alloc(net *n, int threads, int tree_samples)
     return 0;
 }
 
+static void xchg_free(struct net_xchg *x);
+
 int net_team_init(net *n) { return team_alloc(n, team_max(), 0); }
 
 int net_prepare_training(net *n, int batch, lo_error *err)
 {
+    xchg_free(n->team.xchg); /* made again, for this batch and LENET_REDUCE, when needed */
+    n->team.xchg = NULL;
     if (team_alloc(n, team_max(), batch) < 0)
         return lo_fail(err, "out of memory allocating the gradient buffers of %d thread(s)",
                        team_max());
     return 0;
 }
-
-static void xchg_free(struct net_xchg *x);
 
 void net_team_free(net *n)
 {
@@ -266,6 +268,16 @@ typedef struct xslot {
     int losses;
     int32_t seq;      /* the exchange's number (xhdr) */
     int request;      /* a started exchange (dist_allgather_start), -1 for none */
+    /* A reduce-scatter (scatter: gradients, with x->scatter): this process's payload is in
+     * buf as above; each process q receives the nodes' floats of its slice of the arena
+     * that fall in the exchange's span (from span0): lo[q], cnt[q] floats from the node's
+     * float 0; what process p sends this one is rbytes[p] bytes at rbuf + rdispl[p]: its
+     * header, its losses, its nodes' slices back to back. */
+    int scatter;
+    size_t span0;
+    int *lo, *cnt, *rbytes, *rdispl;
+    char *rbuf;
+    size_t rcap;
 } xslot;
 
 struct net_xchg {
@@ -274,6 +286,10 @@ struct net_xchg {
     int *first, *count;    /* per process: its share of the batch */
     int *nodes;            /* per process: the nodes of its share */
     gt_node *blocks;       /* R x GT_MAX_NODES: each process's nodes (gt_range_blocks) */
+    int scatter;           /* gradients as a reduce-scatter, then a gather of the slices */
+    int *slice;            /* R + 1: process q finishes floats [slice[q], slice[q + 1]) of the
+                            * arena in a reduce-scatter */
+    int *slice_len;        /* R: their lengths (for MPI) */
     int32_t seq;
     xslot slot[XSLOTS];
     net_exchange_stats stats;
@@ -294,7 +310,14 @@ static void xchg_free(struct net_xchg *x)
         free(x->slot[s].buf);
         free(x->slot[s].units);
         free(x->slot[s].displ);
+        free(x->slot[s].lo);
+        free(x->slot[s].cnt);
+        free(x->slot[s].rbytes);
+        free(x->slot[s].rdispl);
+        free(x->slot[s].rbuf);
     }
+    free(x->slice);
+    free(x->slice_len);
     free(x->first);
     free(x->count);
     free(x->nodes);
@@ -322,6 +345,25 @@ static float *xnode(const struct net_xchg *x, int s, int r, int k)
     const xslot *sl = &x->slot[s];
     return (float *)(sl->buf + (size_t)sl->displ[r] * XUNIT + xdata_offset(x, r, sl->losses)) +
            (size_t)k * sl->len;
+}
+
+/* Float `off` (from the span's float 0) of node k of process r in slot s, as this process
+ * holds it after the exchange: anywhere in the node (an all-gather), or inside this process's
+ * slice (a reduce-scatter). */
+static float *xnode_at(const struct net_xchg *x, int s, int r, int k, size_t off)
+{
+    const xslot *sl = &x->slot[s];
+    if (!sl->scatter)
+        return xnode(x, s, r, k) + off;
+    return (float *)(sl->rbuf + sl->rdispl[r] + xdata_offset(x, r, sl->losses)) +
+           (size_t)k * (size_t)sl->cnt[x->me] + (off - (size_t)sl->lo[x->me]);
+}
+
+/* The header process r sent in slot s, as this process received it. */
+static const char *xpayload(const struct net_xchg *x, int s, int r)
+{
+    const xslot *sl = &x->slot[s];
+    return sl->scatter ? sl->rbuf + sl->rdispl[r] : sl->buf + (size_t)sl->displ[r] * XUNIT;
 }
 
 /* Floats of the largest node any exchange of a pass carries: the parameter arena, or a
@@ -354,17 +396,38 @@ static void xchg_prepare(net *n, const pass_ctx *p, int B)
             x->nodes = calloc((size_t)R, sizeof *x->nodes);
             x->blocks = calloc((size_t)R * GT_MAX_NODES, sizeof *x->blocks);
             ok = x->first && x->count && x->nodes && x->blocks;
+            x->slice = calloc((size_t)R + 1, sizeof *x->slice);
+            x->slice_len = calloc((size_t)R, sizeof *x->slice_len);
+            ok = ok && x->slice && x->slice_len;
             for (int s = 0; ok && s < XSLOTS; s++) {
-                x->slot[s].units = calloc((size_t)R, sizeof(int));
-                x->slot[s].displ = calloc((size_t)R, sizeof(int));
-                x->slot[s].request = -1;
-                ok = x->slot[s].units && x->slot[s].displ;
+                xslot *sl = &x->slot[s];
+                sl->units = calloc((size_t)R, sizeof(int));
+                sl->displ = calloc((size_t)R, sizeof(int));
+                sl->lo = calloc((size_t)R, sizeof(int));
+                sl->cnt = calloc((size_t)R, sizeof(int));
+                sl->rbytes = calloc((size_t)R, sizeof(int));
+                sl->rdispl = calloc((size_t)R, sizeof(int));
+                sl->request = -1;
+                ok = sl->units && sl->displ && sl->lo && sl->cnt && sl->rbytes && sl->rdispl;
             }
         }
         if (!ok) {
             xchg_free(x);
             dist_abort(2, "out of memory for the exchanges among processes");
         }
+        /* Slices of whole 16-float rows; LENET_REDUCE=gather or scatter chooses, else a
+         * reduce-scatter from 3 processes on (docs/distributed.md's cost model). */
+        const char *mode = getenv("LENET_REDUCE");
+        x->scatter = mode && *mode ? strcmp(mode, "scatter") == 0 : R > 2;
+        const size_t rows = (n->n_params + 15) / 16;
+        if (n->n_params > INT32_MAX - 16)
+            dist_abort(2, "too many parameters for MPI's counts");
+        for (int q = 0; q <= R; q++) {
+            const size_t at = rows * (size_t)q / (size_t)R * 16;
+            x->slice[q] = (int)(at < n->n_params ? at : n->n_params);
+        }
+        for (int q = 0; q < R; q++)
+            x->slice_len[q] = x->slice[q + 1] - x->slice[q];
         n->team.xchg = x;
     }
     if (x->batch != p->batch) {
@@ -382,32 +445,68 @@ static void xchg_prepare(net *n, const pass_ctx *p, int B)
                  x->first[x->me], x->first[x->me] + x->count[x->me]);
         dist_abort(70, msg);
     }
-    size_t need = 0;
-    for (int r = 0; r < x->R; r++)
+    size_t need = 0, rneed = 0;
+    for (int r = 0; r < x->R; r++) {
         need += xpayload_bytes(x, r, xlen_most(n), 1);
+        rneed += xdata_offset(x, r, 1) +
+                 sizeof(float) * (size_t)x->nodes[r] * (size_t)x->slice_len[x->me];
+    }
+    if (rneed > INT32_MAX)
+        dist_abort(2, "an exchange among processes too large for MPI's counts");
     for (int s = 0; s < XSLOTS; s++) {
         xslot *sl = &x->slot[s];
-        if (sl->cap >= need)
-            continue;
-        void *buf = NULL;
-        free(sl->buf);
-        sl->buf = NULL;
-        sl->cap = 0;
-        if (posix_memalign(&buf, XUNIT, need) != 0)
-            dist_abort(2, "out of memory for the exchange buffers among processes");
-        memset(buf, 0, need);
-        sl->buf = buf;
-        sl->cap = need;
+        if (sl->cap < need) {
+            void *buf = NULL;
+            free(sl->buf);
+            sl->buf = NULL;
+            sl->cap = 0;
+            if (posix_memalign(&buf, XUNIT, need) != 0)
+                dist_abort(2, "out of memory for the exchange buffers among processes");
+            memset(buf, 0, need);
+            sl->buf = buf;
+            sl->cap = need;
+        }
+        if (x->scatter && sl->rcap < rneed) {
+            void *buf = NULL;
+            free(sl->rbuf);
+            sl->rbuf = NULL;
+            sl->rcap = 0;
+            if (posix_memalign(&buf, XUNIT, rneed) != 0)
+                dist_abort(2, "out of memory for the exchange buffers among processes");
+            memset(buf, 0, rneed);
+            sl->rbuf = buf;
+            sl->rcap = rneed;
+        }
     }
 }
 
 /* Thread 0: lays out slot s for nodes of len floats (with losses: and the samples' losses),
- * before the barrier after which the threads write their nodes. */
-static void xchg_layout(net *n, int s, size_t len, int losses)
+ * before the barrier after which the threads write their nodes. scatter: a reduce-scatter of
+ * the parameter arena's floats [span0, span0 + len). */
+static void xchg_layout(net *n, int s, size_t span0, size_t len, int losses, int scatter)
 {
     struct net_xchg *x = n->team.xchg;
     xslot *sl = &x->slot[s];
     size_t at = 0;
+    sl->scatter = scatter;
+    sl->span0 = span0;
+    if (scatter) {
+        size_t rat = 0;
+        for (int q = 0; q < x->R; q++) { /* slice q of the arena inside the span */
+            const size_t a = (size_t)x->slice[q] > span0 ? (size_t)x->slice[q] : span0;
+            const size_t b = (size_t)x->slice[q + 1] < span0 + len ? (size_t)x->slice[q + 1]
+                                                                    : span0 + len;
+            sl->lo[q] = b > a ? (int)(a - span0) : 0;
+            sl->cnt[q] = b > a ? (int)(b - a) : 0;
+        }
+        for (int r = 0; r < x->R; r++) {
+            const size_t bytes = xdata_offset(x, r, losses) +
+                                 sizeof(float) * (size_t)x->nodes[r] * (size_t)sl->cnt[x->me];
+            sl->rbytes[r] = (int)bytes;
+            sl->rdispl[r] = (int)rat;
+            rat += bytes;
+        }
+    }
     for (int r = 0; r < x->R; r++) {
         const size_t units = xpayload_bytes(x, r, len, losses) / XUNIT;
         if (units > INT32_MAX || at > INT32_MAX)
@@ -435,7 +534,14 @@ static void xchg_start(net *n, int s, int wait)
     if (sl->losses)
         memcpy(mine + XHDR_BYTES, n->sample_loss, sizeof(double) * (size_t)h.count);
     const double t0 = now_seconds();
-    if (wait) {
+    if (sl->scatter) {
+        const size_t head = xdata_offset(x, x->me, sl->losses);
+        sl->request = dist_slices(mine, head, head, x->nodes[x->me], sl->len, sl->lo, sl->cnt,
+                                  sl->rbuf, sl->rbytes, sl->rdispl, wait);
+        x->stats.seconds += now_seconds() - t0;
+        if (wait)
+            xchg_finish(n, s);
+    } else if (wait) {
         dist_allgather_blocks(sl->buf, sl->units, sl->displ);
         x->stats.seconds += now_seconds() - t0;
         xchg_finish(n, s);
@@ -460,7 +566,7 @@ static void xchg_finish(net *n, int s)
     }
     int flag = 0;
     for (int r = 0; r < x->R; r++) {
-        const char *payload = sl->buf + (size_t)sl->displ[r] * XUNIT;
+        const char *payload = xpayload(x, s, r);
         xhdr h;
         memcpy(&h, payload, sizeof h);
         if (h.seq != sl->seq || h.first != x->first[r] || h.count != x->count[r] ||
@@ -477,10 +583,16 @@ static void xchg_finish(net *n, int s)
         if (sl->losses)
             memcpy(n->sample_loss + x->first[r], payload + XHDR_BYTES,
                    sizeof(double) * (size_t)x->count[r]);
-        if (r == x->me)
+        if (sl->scatter && r != x->me) { /* its header and slices to r; r's to this one */
+            x->stats.sent += (double)(xdata_offset(x, x->me, sl->losses) +
+                                      sizeof(float) * (size_t)x->nodes[x->me] *
+                                          (size_t)sl->cnt[r]);
+            x->stats.received += (double)sl->rbytes[r];
+        } else if (!sl->scatter && r == x->me) {
             x->stats.sent += (double)sl->units[r] * XUNIT;
-        else
+        } else if (!sl->scatter) {
             x->stats.received += (double)sl->units[r] * XUNIT;
+        }
     }
     x->stats.exchanges++;
     dist_flag_agreed(flag);
@@ -521,7 +633,7 @@ static void xchg_fold(net *n, int s, size_t off, size_t len, float *out)
     for (int r = 0; r < x->R; r++)
         for (int k = 0; k < x->nodes[r]; k++) {
             gt_node b = x->blocks[(size_t)r * GT_MAX_NODES + k];
-            b.data = xnode(x, s, r, k) + off;
+            b.data = xnode_at(x, s, r, k, off);
             gt_push_node(all, &m, b, len);
         }
     for (int k = 0; k < m; k++)
@@ -541,7 +653,7 @@ static void xchg_sum(net *n, int s, size_t off, size_t len, float *out)
     for (int r = 0; r < x->R; r++) {
         if (x->nodes[r] == 0)
             continue;
-        const float *v = xnode(x, s, r, 0) + off;
+        const float *v = xnode_at(x, s, r, 0, off);
         for (size_t j = 0; j < len; j++)
             out[j] = any ? out[j] + v[j] : v[j];
         any = 1;
@@ -589,7 +701,7 @@ static void stat_sync(net *n, const pass_ctx *p, int i, int B)
             gt_push(mine, p->first + b);
         }
         if (shared && team_thread() == 0)
-            xchg_layout(n, 0, len, 0);
+            xchg_layout(n, 0, 0, len, 0, 0);
         team_barrier();
         if (shared) {
             xchg_put_stacks(n, 0, all, e0, e1 - e0, e0);
@@ -894,11 +1006,53 @@ static void xchg_take_layers(net *n, int i0, int i1, int s)
 
 /* Thread 0 of a shared pass: lays out slot s for the gradients of layers [i0, i1) (with
  * losses: and every sample's loss). */
-static void xchg_layout_layers(net *n, int i0, int i1, int s, int losses)
+static void xchg_layout_layers(net *n, int i0, int i1, int s, int losses, int scatter)
 {
     size_t span0, span1;
     layers_span(n, i0, i1, &span0, &span1);
-    xchg_layout(n, s, span1 - span0, losses);
+    xchg_layout(n, s, span0, span1 - span0, losses, scatter);
+}
+
+/* Reduce-scatter, once slot s's exchange is complete: this thread's part of this process's
+ * slice of layers [i0, i1)'s gradients (but those finished before their backward), folded
+ * from every process's nodes into n->grads; a gather of the slices (xchg_gather_slices)
+ * then completes the gradients everywhere. */
+static void xchg_take_slice(net *n, int s, int i0, int i1)
+{
+    const struct net_xchg *x = n->team.xchg;
+    const xslot *sl = &x->slot[s];
+    const size_t lo = sl->span0 + (size_t)sl->lo[x->me], hi = lo + (size_t)sl->cnt[x->me];
+    int t0, t1;
+    team_share((int)((hi - lo + 15) / 16), &t0, &t1); /* rows of 16 floats per thread */
+    const size_t u0 = lo + 16 * (size_t)t0;
+    const size_t u1 = lo + 16 * (size_t)t1 < hi ? lo + 16 * (size_t)t1 : hi;
+    for (int i = i0; i < i1; i++) {
+        const layer *l = &n->layers[i];
+        if (!layer_params(l) || grad_first(l))
+            continue;
+        void (*take)(net *, int, size_t, size_t, float *) =
+            grad_split(l) == LAYER_WHOLE ? xchg_sum : xchg_fold;
+        for (int t = 0; t < 2; t++) { /* the weights, the biases */
+            const size_t at = t ? (size_t)(l->bias - n->params) : (size_t)(l->weight - n->params);
+            const size_t count = t ? l->n_bias : l->n_weight;
+            const size_t a = at > u0 ? at : u0, b = at + count < u1 ? at + count : u1;
+            if (count && b > a)
+                take(n, s, a - sl->span0, b - a, n->grads + a);
+        }
+    }
+}
+
+/* Reduce-scatter: every process's slice of n->grads to every process (thread 0, between
+ * barriers). */
+static void xchg_gather_slices(net *n)
+{
+    const struct net_xchg *x = n->team.xchg;
+    const double t0 = now_seconds();
+    dist_allgather_floats(n->grads, x->slice_len, x->slice);
+    n->team.xchg->stats.seconds += now_seconds() - t0;
+    n->team.xchg->stats.sent += (double)sizeof(float) * (double)x->slice_len[x->me];
+    n->team.xchg->stats.received +=
+        (double)sizeof(float) * (double)(n->n_params - (size_t)x->slice_len[x->me]);
 }
 
 /* The first layer of the tail: the last layers, whose gradients a shared pass exchanges
@@ -936,7 +1090,7 @@ static void xchg_poll(net *n)
 static void xchg_start_tail(net *n, const pass_ctx *p, int tail)
 {
     if (team_thread() == 0)
-        xchg_layout_layers(n, tail, n->n_layers, 1, 1);
+        xchg_layout_layers(n, tail, n->n_layers, 1, 1, n->team.xchg->scatter);
     team_barrier();
     xchg_put_layers(n, p, tail, n->n_layers, 1);
     team_barrier();
@@ -955,7 +1109,7 @@ static void finish_first(net *n, const pass_ctx *p, int i, int B)
     if (grad_split(l) == LAYER_BY_SAMPLE)
         grad_samples(n, p, i, lo, hi);
     if (shared_pass(n, p) && team_thread() == 0)
-        xchg_layout_layers(n, i, i + 1, 0, 0);
+        xchg_layout_layers(n, i, i + 1, 0, 0, 0);
     team_barrier();
     if (shared_pass(n, p)) {
         size_t span0, span1;
@@ -1049,8 +1203,10 @@ void net_train_pass(net *n, const pass_ctx *proto, int B)
          * unless the tail carried them; the tail's exchange completes meanwhile. */
         const int head = tail > 0 ? tail : n->n_layers;
         if (team_thread() == 0)
-            xchg_layout_layers(n, 0, head, 0, tail == 0);
+            xchg_layout_layers(n, 0, head, 0, tail == 0, n->team.xchg->scatter);
         team_barrier();
+        /* (the exchanges' state, made by thread 0 in the first pass: after a barrier) */
+        const int scatter = n->team.xchg->scatter;
         xchg_put_layers(n, &p, 0, head, 0);
         team_barrier();
         if (team_thread() == 0) {
@@ -1059,6 +1215,16 @@ void net_train_pass(net *n, const pass_ctx *proto, int B)
                 xchg_finish(n, 1);
         }
         team_barrier();
+        if (scatter) { /* this process's slices, then everyone's */
+            xchg_take_slice(n, 0, 0, head);
+            if (tail > 0)
+                xchg_take_slice(n, 1, tail, n->n_layers);
+            team_barrier();
+            if (team_thread() == 0)
+                xchg_gather_slices(n);
+            team_barrier();
+            return;
+        }
         xchg_take_layers(n, 0, head, 0);
         if (tail > 0)
             xchg_take_layers(n, tail, n->n_layers, 1);
