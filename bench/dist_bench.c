@@ -2,13 +2,14 @@
  * batch (docs/distributed.md), run under mpirun (scripts/bench --mpi N starts it for 1..N
  * processes). For each batch size it times train.c's batch loop (each process fills its share,
  * step_train: forward, backward, the exchange of gradient nodes, the update) with the tail's
- * exchange overlapping the backward pass and (LENET_OVERLAP=0) without, and reports:
+ * exchange overlapping the backward pass and (LENET_OVERLAP=0) without, the gradients
+ * reduced by an all-gather and by a reduce-scatter (LENET_REDUCE), and reports:
  *   images/s        of the whole job (median of the repeats; min and max as noise);
  *   step ms         wall time per step;
  *   sent, received  bytes per step this process sent (its payloads) and received (the others');
  *   waited ms       per step, thread 0's time inside MPI for the exchanges (not hidden);
- *   exchange ms     one MPI_Allgatherv of a step's payloads alone (the reduction's cost
- *                   without computation), median of 50.
+ *   exchange ms     one reduction of a step's gradients alone, without computation (the
+ *                   all-gather, or the reduce-scatter's two collectives), median of 50.
  * Rank 0 prints one line per measurement, and with --json writes them to FILE.
  *
  * Usage: mpirun -np N lenet-dist-bench [--batches 64,256] [--images N] [--repeats N]
@@ -94,35 +95,68 @@ static void sgd_steps(bench *b, int B, long steps, long *pos, double *cost)
     }
 }
 
-/* One MPI_Allgatherv of a step's payloads (every process's node of n_params floats, a
- * header, its losses), alone: the reduction's cost without computation (ms, median). */
-static double exchange_ms(const net *n, int B)
+/* One reduction of a step's gradients alone, without computation (ms, median of 50): every
+ * process's node of n_params floats with a header and its losses, all-gathered (scatter 0:
+ * one MPI_Allgatherv), or reduce-scattered (scatter 1: each process's slice of every node,
+ * MPI_Alltoallw, then an MPI_Allgatherv of the slices), as net_pass.c exchanges them. */
+static double exchange_ms(const net *n, int B, int scatter)
 {
-    const int R = dist_size();
+    const int R = dist_size(), me = dist_rank();
     int *units = malloc((size_t)R * sizeof *units), *displ = malloc((size_t)R * sizeof *displ);
-    size_t total = 0;
-    for (int r = 0; units && displ && r < R; r++) {
+    int *lo = malloc((size_t)R * sizeof *lo), *cnt = malloc((size_t)R * sizeof *cnt);
+    int *rbytes = malloc((size_t)R * sizeof *rbytes), *rdispl = malloc((size_t)R * sizeof *rdispl);
+    size_t total = 0, rtotal = 0, head = 0;
+    const size_t rows = (n->n_params + 15) / 16;
+    for (int r = 0; units && displ && lo && cnt && r < R; r++) {
         int first, count;
         dist_share_of(B, r, R, &first, &count);
-        const size_t bytes = DIST_UNIT + 8 * (size_t)count + 4 * n->n_params;
+        const size_t h = DIST_UNIT + (8 * (size_t)count + DIST_UNIT - 1) / DIST_UNIT * DIST_UNIT;
+        const size_t bytes = h + 4 * n->n_params;
+        head = r == me ? h : head;
         units[r] = (int)((bytes + DIST_UNIT - 1) / DIST_UNIT);
         displ[r] = (int)total;
         total += (size_t)units[r];
+        size_t a = rows * (size_t)r / (size_t)R * 16, e = rows * (size_t)(r + 1) / (size_t)R * 16;
+        a = a < n->n_params ? a : n->n_params;
+        e = e < n->n_params ? e : n->n_params;
+        lo[r] = (int)a;
+        cnt[r] = (int)(e - a);
     }
-    char *buf = calloc(total, DIST_UNIT);
-    if (!units || !displ || !buf)
+    for (int r = 0; rbytes && rdispl && cnt && r < R; r++) {
+        int first, count;
+        dist_share_of(B, r, R, &first, &count);
+        rbytes[r] = (int)(DIST_UNIT + (8 * (size_t)count + DIST_UNIT - 1) / DIST_UNIT * DIST_UNIT +
+                          4 * (size_t)cnt[me]);
+        rdispl[r] = (int)rtotal;
+        rtotal += (size_t)rbytes[r];
+    }
+    char *buf = calloc(total, DIST_UNIT), *rbuf = calloc(rtotal + 1, 1);
+    float *grads = calloc(n->n_params + 1, sizeof *grads);
+    if (!units || !displ || !lo || !cnt || !rbytes || !rdispl || !buf || !rbuf || !grads)
         die("out of memory");
     double v[50];
     for (int i = -5; i < 50; i++) {
         dist_max(0); /* start together */
         const double t0 = now();
-        dist_allgather_blocks(buf, units, displ);
+        if (scatter) {
+            dist_slices(buf + (size_t)displ[me] * DIST_UNIT, head, head, 1, n->n_params, lo, cnt,
+                        rbuf, rbytes, rdispl, 1);
+            dist_allgather_floats(grads, cnt, lo);
+        } else {
+            dist_allgather_blocks(buf, units, displ);
+        }
         if (i >= 0)
             v[i] = 1e3 * (now() - t0);
     }
     free(buf);
+    free(rbuf);
+    free(grads);
     free(units);
     free(displ);
+    free(lo);
+    free(cnt);
+    free(rbytes);
+    free(rdispl);
     return median(v, 50);
 }
 
@@ -193,16 +227,18 @@ int main(int argc, char **argv)
         fprintf(out, "{\"config\": \"%s\", \"processes\": %d, \"threads\": %d, "
                 "\"params\": %zu, \"lines\": [", config, dist_size(), threads, b.n.n_params);
     if (dist_rank() == 0)
-        printf("%-9s %7s %5s %7s %10s %8s %9s %9s %9s %9s  (%zu parameters)\n", "processes",
-               "threads", "batch", "overlap", "images/s", "step ms", "sent KB", "recv KB",
-               "waited ms", "exch. ms", b.n.n_params);
+        printf("%-9s %7s %5s %8s %7s %10s %8s %9s %9s %9s %9s  (%zu parameters)\n",
+               "processes", "threads", "batch", "reduce", "overlap", "images/s", "step ms",
+               "sent KB", "recv KB", "waited ms", "exch. ms", b.n.n_params);
     int first_line = 1;
     for (int k = 0; k < n_batches; k++) {
         const int B = batches[k];
-        for (int overlap = 1; overlap >= 0; overlap--) {
-            if (!overlap && dist_size() == 1)
-                break; /* nothing to overlap */
+        for (int mode = 0; mode < 4; mode++) {
+            const int scatter = mode >= 2, overlap = !(mode & 1);
+            if (mode > 0 && dist_size() == 1)
+                break; /* nothing to exchange */
             setenv("LENET_OVERLAP", overlap ? "1" : "0", 1);
+            setenv("LENET_REDUCE", scatter ? "scatter" : "gather", 1);
             if (net_prepare_training(&b.n, B, &err) < 0) /* the tail: net_pass.c */
                 die(err.msg);
             net_init_params(&b.n, &b.cfg.init, b.cfg.seed * 2u);
@@ -223,23 +259,26 @@ int main(int argc, char **argv)
             }
             net_exchange_read(&b.n, &x, 1);
             const double per = (double)steps * repeats;
-            const double ex = dist_size() > 1 ? exchange_ms(&b.n, B) : 0.0;
+            const double ex = dist_size() > 1 ? exchange_ms(&b.n, B, scatter) : 0.0;
             double rmin = rate[0], rmax = rate[0];
             for (int r = 1; r < repeats; r++) {
                 rmin = rate[r] < rmin ? rate[r] : rmin;
                 rmax = rate[r] > rmax ? rate[r] : rmax;
             }
             const double img_s = median(rate, repeats), ms = median(step_ms, repeats);
+            const char *how = dist_size() == 1 ? "-" : scatter ? "scatter" : "gather";
             if (dist_rank() == 0)
-                printf("%-9d %7d %5d %7s %10.0f %8.3f %9.1f %9.1f %9.3f %9.3f\n", dist_size(),
-                       threads, B, dist_size() == 1 ? "-" : overlap ? "on" : "off", img_s, ms,
+                printf("%-9d %7d %5d %8s %7s %10.0f %8.3f %9.1f %9.1f %9.3f %9.3f\n",
+                       dist_size(), threads, B, how,
+                       dist_size() == 1 ? "-" : overlap ? "on" : "off", img_s, ms,
                        x.sent / per / 1e3, x.received / per / 1e3, 1e3 * x.seconds / per, ex);
             if (out) {
-                fprintf(out, "%s\n  {\"batch\": %d, \"overlap\": %d, \"images_per_s\": %.1f, "
-                        "\"min\": %.1f, \"max\": %.1f, \"step_ms\": %.4f, \"sent_bytes\": %.0f, "
-                        "\"received_bytes\": %.0f, \"waited_ms\": %.4f, \"exchange_ms\": %.4f}",
-                        first_line ? "" : ",", B, dist_size() > 1 && overlap, img_s, rmin, rmax,
-                        ms, x.sent / per, x.received / per, 1e3 * x.seconds / per, ex);
+                fprintf(out, "%s\n  {\"batch\": %d, \"reduce\": \"%s\", \"overlap\": %d, "
+                        "\"images_per_s\": %.1f, \"min\": %.1f, \"max\": %.1f, "
+                        "\"step_ms\": %.4f, \"sent_bytes\": %.0f, \"received_bytes\": %.0f, "
+                        "\"waited_ms\": %.4f, \"exchange_ms\": %.4f}",
+                        first_line ? "" : ",", B, how, dist_size() > 1 && overlap, img_s, rmin,
+                        rmax, ms, x.sent / per, x.received / per, 1e3 * x.seconds / per, ex);
                 first_line = 0;
             }
         }
