@@ -99,13 +99,15 @@ done
 "$launcher" --version 2>&1 | grep -q 'Open MPI' &&
     check "SIGINT to mpirun: exit status non-zero ($status)" test "$status" -ne 0
 check "SIGINT to mpirun: rank 0 stopped mid-epoch and saved interrupted.safetensors" \
-    grep -q -a -E "^lenet-omp: SIG(INT|TERM): stopped in epoch [0-9]* after batch [0-9]* of 1500, saved $run/interrupted.safetensors" "$tmp/int.out"
+    grep -q -a -E "^lenet-omp: SIG(INT|TERM): stopped in epoch [0-9]* after batch [0-9]* of \
+1500, saved $run/interrupted.safetensors" "$tmp/int.out"
 check "SIGINT to mpirun: the message is printed once" \
     test "$(grep -c -a 'stopped in epoch' "$tmp/int.out")" -eq 1
 check "SIGINT to mpirun: no temporary files" test -z "$(find "$run" -name '*.tmp.*')"
 mpi 3 "$bin" resume "$run" > "$tmp/resume.out"
 check "resume with 3 processes starts from the mid-epoch checkpoint" \
-    grep -q "^resume: from $run/interrupted.safetensors (epoch [0-9]*, after batch" "$tmp/resume.out"
+    grep -q "^resume: from $run/interrupted.safetensors (epoch [0-9]*, after batch" \
+        "$tmp/resume.out"
 check "SIGINT (2 processes) + resume (3): every checkpoint identical to one process's" \
     same_run "$tmp/ref_long" "$run"
 check "SIGINT + resume: the same metrics.csv (but timings)" \
@@ -135,7 +137,8 @@ newest=$(ls "$run"/epoch-*.safetensors | sort | tail -n 1)
 check "kill -9 of rank 1: the newest checkpoint loads ($(basename "$newest"))" \
     quiet "$bin" test "$newest"
 mpi 2 "$bin" resume "$run" > /dev/null
-check "kill -9 + resume: every checkpoint identical to one process's" same_run "$tmp/ref_long" "$run"
+check "kill -9 + resume: every checkpoint identical to one process's" \
+    same_run "$tmp/ref_long" "$run"
 
 # Mismatches: rank 1 with another config, or other data; rank 1 failing alone.
 cat > "$tmp/rank1.sh" << EOF
@@ -166,7 +169,9 @@ status=0
     2> "$tmp/data.err") || status=$?
 check "other data on rank 1: exit status 2 ($status)" test "$status" -eq 2
 check "other data on rank 1: the message names the rank and the training set" \
-    grep -q "^lenet-omp: rank 1 (on .*) differs from rank 0 (on .*) in its training set: rank 0 has 'data/train-images.idx: 12000 images of 28x28, crc32 [0-9a-f]*', rank 1 has" "$tmp/data.err"
+    grep -q "^lenet-omp: rank 1 (on .*) differs from rank 0 (on .*) in its training set: \
+rank 0 has 'data/train-images.idx: 12000 images of 28x28, crc32 [0-9a-f]*', rank 1 has" \
+        "$tmp/data.err"
 status=0
 (cd "$tmp/a" && RANK1_DIR=$tmp/c mpi 2 "$tmp/rank1.sh" --output "$run" rel.cfg > /dev/null \
     2> "$tmp/alone.err") || status=$?
