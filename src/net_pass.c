@@ -366,14 +366,22 @@ static const char *xpayload(const struct net_xchg *x, int s, int r)
     return sl->scatter ? sl->rbuf + sl->rdispl[r] : sl->buf + (size_t)sl->displ[r] * XUNIT;
 }
 
-/* Floats of the largest node any exchange of a pass carries: the parameter arena, or a
- * layer's batch statistics. */
-static size_t xlen_most(const net *n)
+static int grad_first(const layer *l);
+static void layers_span(const net *n, int i0, int i1, size_t *at, size_t *end);
+
+/* Floats of the largest node an all-gather of a pass carries besides the gradients: a
+ * layer's batch statistics, or the parameters of a layer finished before its backward. */
+static size_t xlen_gathered(const net *n)
 {
-    size_t most = n->n_params;
-    for (int i = 0; i < n->n_layers; i++)
-        if (stat_tree_floats(&n->layers[i]) > most)
-            most = stat_tree_floats(&n->layers[i]);
+    size_t most = 0;
+    for (int i = 0; i < n->n_layers; i++) {
+        const layer *l = &n->layers[i];
+        size_t at, end;
+        most = stat_tree_floats(l) > most ? stat_tree_floats(l) : most;
+        layers_span(n, i, i + 1, &at, &end);
+        if (grad_first(l) && end - at > most)
+            most = end - at;
+    }
     return most;
 }
 
@@ -445,12 +453,18 @@ static void xchg_prepare(net *n, const pass_ctx *p, int B)
                  x->first[x->me], x->first[x->me] + x->count[x->me]);
         dist_abort(70, msg);
     }
-    size_t need = 0, rneed = 0;
+    /* buf: every process's payload of an all-gather; of a reduce-scatter's gradients only
+     * this process's (xchg_layout puts it first) */
+    size_t need = 0, gathered = 0, rneed = 0;
     for (int r = 0; r < x->R; r++) {
-        need += xpayload_bytes(x, r, xlen_most(n), 1);
+        need += xpayload_bytes(x, r, n->n_params, 1);
+        gathered += xpayload_bytes(x, r, xlen_gathered(n), 1);
         rneed += xdata_offset(x, r, 1) +
                  sizeof(float) * (size_t)x->nodes[r] * (size_t)x->slice_len[x->me];
     }
+    if (x->scatter)
+        need = xpayload_bytes(x, x->me, n->n_params, 1);
+    need = need > gathered ? need : gathered;
     if (rneed > INT32_MAX)
         dist_abort(2, "an exchange among processes too large for MPI's counts");
     for (int s = 0; s < XSLOTS; s++) {
@@ -512,7 +526,7 @@ static void xchg_layout(net *n, int s, size_t span0, size_t len, int losses, int
         if (units > INT32_MAX || at > INT32_MAX)
             dist_abort(2, "an exchange among processes too large for MPI's counts");
         sl->units[r] = (int)units;
-        sl->displ[r] = (int)at;
+        sl->displ[r] = scatter ? 0 : (int)at; /* a reduce-scatter sends only its own */
         at += units;
     }
     sl->len = len;
