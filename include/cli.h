@@ -33,7 +33,8 @@ typedef struct cli_options {
  * Returns 1 to go on, 0 when help or version was printed, -1 on a usage error (reported). */
 int cli_parse(int argc, char **argv, int first, const char *allowed, cli_options *o);
 
-/* Prints "lenet-omp: <message>" on stderr and returns EXIT_BAD_INPUT. */
+/* Prints "lenet-omp: <message>" on stderr and returns EXIT_BAD_INPUT; an empty message (a
+ * failure another process of the job reports: dist_agree) prints nothing. */
 int cli_fail(const lo_error *err);
 
 /* The usage text (the same as --help prints), made from the command table in main.c. */

@@ -11,7 +11,13 @@
  * A worker that holds a contiguous range of samples builds the nodes inside its range (a
  * gt_stack); the nodes of all workers, in sample order, combine into the same total
  * (gt_combine), whatever the ranges. All sums are elementwise, so a combination may also be
- * split by element ranges. */
+ * split by element ranges.
+ *
+ * The same holds one level up: the threads of a process that holds samples [lo, hi) of a
+ * batch shared among processes combine their stacks into the process's node list without
+ * folding it (gt_combine_nodes: the maximal tree nodes inside [lo, hi), gt_range_blocks);
+ * the processes' lists, taken in sample order through gt_push_node, then fold (gt_fold) into
+ * the total one process would have made of the whole batch, bit for bit. */
 #ifndef GRADTREE_H
 #define GRADTREE_H
 
@@ -56,9 +62,27 @@ void gt_push(gt_stack *s, int sample);
  * siblings in place, into the stacks' buffers (only their floats [off, off + len)). */
 void gt_combine(const gt_stack *stacks, int k, size_t off, size_t len, float *out);
 
+/* gt_combine without the fold: merges floats [off, off + len) of the nodes of stacks[0..k)
+ * (contiguous sample ranges in sample order, together [lo, hi)) as gt_combine does, into
+ * node[0..m): the nodes of gt_range_blocks(lo, hi), in order, each node[i].data pointing at
+ * float off of a stack buffer (the sums are made in place there); node has room for
+ * GT_MAX_NODES + 1. Returns m (at most GT_MAX_NODES). */
+int gt_combine_nodes(const gt_stack *stacks, int k, size_t off, size_t len, gt_node *node);
+
+/* Appends `add` (the node after node[*n - 1] in sample order) to node[0..*n), then adds up
+ * siblings as gt_push does: (k, 2j) takes (k, 2j + 1) into its data (len floats), in place.
+ * node has room for GT_MAX_NODES + 1. Nodes of contiguous ranges appended in sample order end
+ * as the nodes one worker holding all of them would have. */
+void gt_push_node(gt_node *node, int *n, gt_node add, size_t len);
+
 /* The nodes covering samples [0, B) of the tree, in order: at most GT_MAX_NODES
  * (node[i].data is left NULL). Returns their number. */
 int gt_blocks(int B, gt_node *node);
+
+/* The largest nodes of the tree inside samples [lo, hi), in order (data NULL): what a worker
+ * holding [lo, hi) ends with. gt_blocks(B) is gt_range_blocks(0, B). Returns their number
+ * (0 for an empty range; at most GT_MAX_NODES). */
+int gt_range_blocks(int lo, int hi, gt_node *node);
 
 /* out[0..len) = s1 + (s2 + (... + sm)) over blocks[i] = node i's data + off (the nodes of
  * gt_blocks, in order): their sum in the tree's order. blocks may include out itself only

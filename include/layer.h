@@ -109,7 +109,9 @@ typedef struct layer_ops {
     /* LAYER_BY_ROWS: for weight rows [r0, r1) (first dimension of the weight; bias entries
      * alike), the sum over samples [n0, n1) of their gradients in gradtree.h's order, into
      * dw and db (the whole tensors' layout; only those rows written). [n0, n1) is one node
-     * of the tree: n1 - n0 a power of two, n0 a multiple of it. */
+     * of the tree: n1 - n0 a power of two, p->first + n0 a multiple of it (n0 itself need
+     * not be, in a batch shared among processes: the kernel sums the perfect tree over its
+     * n1 - n0 samples from n0). */
     void (*grad_rows)(const layer *l, const pass_ctx *p, const float *in, const float *out,
                       const float *dout, int n0, int n1, int r0, int r1, float *dw,
                       float *db);

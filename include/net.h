@@ -27,6 +27,10 @@ typedef struct net_team {
     float *blocks;         /* layers with row gradients over batches of several tree blocks:
                             * the batch's blocks x every such layer's weights and biases */
     size_t blocks_floats;
+    struct net_xchg *xchg; /* the exchanges among processes of shared passes (net_pass.c),
+                            * NULL until the first */
+    int tail;              /* shared passes: the first layer of the tail whose gradients are
+                            * exchanged during the backward pass (0: none; net_pass.c) */
 } net_team;
 
 typedef struct net {
@@ -46,6 +50,11 @@ typedef struct net {
     arena stat_arena; /* the layers' batch statistics (layer.h's stat) */
     arena state_arena; /* the layers' non-trained state (layer.h's state) */
     net_team team;
+    int shared; /* 1: each training batch is shared among the processes of the job (dist.h):
+                 * a training pass holds this process's share of the samples (pass_ctx first,
+                 * samples; dist_share) and exchanges gradient-tree nodes, batch statistics
+                 * and losses with the others (docs/distributed.md); 0 (net_build's default):
+                 * the pass holds the whole batch */
 } net;
 
 /* Builds the network from parsed layers (copied) on per-sample input shape `input`: runs each
@@ -57,7 +66,9 @@ int net_build(net *n, const layer *layers, int n_layers, shape3 input, int max_b
 
 /* Allocates what training batches of up to `batch` samples need beyond evaluation (the
  * per-thread gradient trees) for a team of omp_get_max_threads() threads. A pass on a larger
- * team grows them itself. Returns 0, or -1 with err set. */
+ * team grows them itself. The exchanges of shared passes start afresh (their settings,
+ * LENET_OVERLAP and LENET_REDUCE, are read again: docs/distributed.md). Returns 0, or -1
+ * with err set. */
 int net_prepare_training(net *n, int batch, lo_error *err);
 
 /* Bytes the arenas and the team state take (for messages and `check`). */
@@ -87,8 +98,23 @@ void net_forward(net *n, const pass_ctx *p, int B);
 /* The training pass: forward, each thread's samples' losses into n->sample_loss, backward
  * against p->labels, then a barrier and each thread's rows of the parameter gradients
  * (net_param_share) complete, in gradtree.h's order. n->sample_loss may be read after the
- * pass; the other threads' gradient rows after the next barrier. */
+ * pass; the other threads' gradient rows after the next barrier.
+ * Shared (n->shared): B is this process's share of the p->batch samples (dist_share), its
+ * first p->first; the gradients are those of the whole batch, the same bits as one process
+ * holding it, and n->sample_loss[0..p->batch) every sample's loss of the whole batch. Every
+ * process of the job makes the call, with the same batch. */
 void net_train_pass(net *n, const pass_ctx *p, int B);
+
+/* What the exchanges of shared passes cost this process since the last reset: exchanges
+ * made, bytes it sent (its payloads) and received (the others'), and seconds thread 0 waited
+ * in MPI for them (the part not hidden behind computation). */
+typedef struct net_exchange_stats {
+    long exchanges;
+    double sent, received, seconds;
+} net_exchange_stats;
+
+/* Reads the counters into *s (zeros before any shared pass); with reset, zeroes them. */
+void net_exchange_read(net *n, net_exchange_stats *s, int reset);
 
 /* Layer i alone, as the passes run it (for the benchmark's per-layer times): its forward, or
  * its backward with its parameter gradient finished; a barrier at the end. */

@@ -15,6 +15,10 @@
  * -1 with err set. */
 int resume_restore(run *r, int *complete, lo_error *err);
 
+/* What the other processes of a job do while rank 0 runs resume_restore: restore the same
+ * checkpoint, path (rank 0's choice), without touching the run directory. */
+int resume_follow(run *r, const char *path, int *complete, lo_error *err);
+
 /* Refuses (-1, err naming path and the first differing line) a checkpoint's stored config
  * that differs from cfg in more than threads, output_dir and train.epochs, or that does not
  * parse (it is checked as cfg_text.c checks a stored config). Returns 0 when they agree. */

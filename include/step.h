@@ -37,7 +37,8 @@ void step_fill(net *n, const mnist_set *set, const data_norm *norm, const uint32
 /* One training step on the batch step_fill put in the input and p->labels (net_train_pass):
  * thread 0 adds the batch's summed loss to *cost (in sample order) after the pass's barrier,
  * then each thread updates the parameter rows whose gradients it finished (optim.h). No
- * barrier at the end: the next step_fill's barrier orders the update before the next forward. */
+ * barrier at the end: the next step_fill's barrier orders the update before the next forward.
+ * A shared network (net.h) holds B of the p->batch samples; the cost is the whole batch's. */
 void step_train_with(net *n, const pass_ctx *p, int B, const optim_update *u, double *cost);
 
 /* step_train_with plain SGD (with momentum when u->velocity is set). */

@@ -58,6 +58,8 @@ typedef struct run {
     int next_epoch, start_batch;
     double start_cost;
     int epochs_done; /* rows of history restored */
+    int stop;        /* the stop signal the batch loop acts on (dist_flag: every process of a
+                      * job sees it after the same batch), 0 while none */
     char last_ckpt[CONFIG_PATH_MAX + 300]; /* the newest checkpoint on disk ("" for none) */
     char resumed[2 * CONFIG_PATH_MAX + 800]; /* what resuming found, printed after the header */
 } run;

@@ -48,13 +48,16 @@ void cli_usage(FILE *out)
           "Exit status: 0 ok, 2 bad input (config, data, checkpoint, usage) or a file that\n"
           "cannot be written, 3 training diverged (NaN or Inf), 130/143 stopped by\n"
           "SIGINT/SIGTERM.\n"
+          "Under mpirun, train, resume and test share every batch among the processes and\n"
+          "write what one process writes (docs/distributed.md).\n"
           "The config keys are documented in docs/config.md.\n",
           out);
 }
 
 int cli_fail(const lo_error *err)
 {
-    fprintf(stderr, "lenet-omp: %s\n", err->msg);
+    if (err->msg[0]) /* empty: another process of the job reported it (dist_agree) */
+        fprintf(stderr, "lenet-omp: %s\n", err->msg);
     return EXIT_BAD_INPUT;
 }
 

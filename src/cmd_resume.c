@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "train.h"
 
 int cmd_resume(const cli_options *o)
@@ -18,14 +19,18 @@ int cmd_resume(const cli_options *o)
         return EXIT_BAD_INPUT;
     }
     snprintf(path, sizeof path, "%s/config.cfg", o->operands[0]);
-    if (config_load_file(&cfg, path, o->overrides, o->n_overrides, &err) < 0)
+    int rc = config_load_file(&cfg, path, o->overrides, o->n_overrides, &err);
+    if (dist_agree(rc, &err) < 0) { /* every process of a job reads it */
+        if (rc == 0)
+            config_free(&cfg);
         return cli_fail(&err);
+    }
     /* The run directory is where it is now, whatever its config says (it may have moved);
      * output_dir is not part of what a resumed run must agree on. */
     snprintf(cfg.output_dir, sizeof cfg.output_dir, "%s", o->operands[0]);
     for (size_t n = strlen(cfg.output_dir); n > 1 && cfg.output_dir[n - 1] == '/'; n--)
         cfg.output_dir[n - 1] = '\0'; /* "run/" names files "run/epoch-01..." */
-    int rc = train_run(&cfg, 1, &err);
+    rc = train_run(&cfg, 1, &err);
     config_free(&cfg);
     return cmd_train_status(rc, &err);
 }

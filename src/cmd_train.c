@@ -4,6 +4,7 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "dist.h"
 #include "train.h"
 
 /* The exit status for train_run's result (printing its error, if any). */
@@ -11,7 +12,7 @@ int cmd_train_status(int rc, const lo_error *err)
 {
     if (rc < 0)
         return cli_fail(err);
-    if (rc == TRAIN_DIVERGED)
+    if (rc == TRAIN_DIVERGED && dist_rank() == 0) /* every process diverged alike */
         fprintf(stderr, "lenet-omp: %s\n", err->msg);
     return rc;
 }
@@ -24,9 +25,14 @@ int cmd_train(const cli_options *o)
         fprintf(stderr, "lenet-omp: expected one CONFIG (try --help)\n");
         return EXIT_BAD_INPUT;
     }
-    if (config_load_file(&cfg, o->operands[0], o->overrides, o->n_overrides, &err) < 0)
+    /* every process of a job reads the config itself (dist_agree: all stop if one fails) */
+    int rc = config_load_file(&cfg, o->operands[0], o->overrides, o->n_overrides, &err);
+    if (dist_agree(rc, &err) < 0) {
+        if (rc == 0)
+            config_free(&cfg);
         return cli_fail(&err);
-    int rc = train_run(&cfg, o->resume, &err);
+    }
+    rc = train_run(&cfg, o->resume, &err);
     config_free(&cfg);
     return cmd_train_status(rc, &err);
 }

@@ -78,21 +78,34 @@ void gt_fold(float *const *blocks, int m, size_t len, float *out)
             out[j] = blocks[i][j] + out[j];
 }
 
-void gt_combine(const gt_stack *stacks, int k, size_t off, size_t len, float *out)
+void gt_push_node(gt_node *node, int *n, gt_node add, size_t len)
 {
-    gt_node node[GT_MAX_NODES + 1];
+    int m = *n;
+    node[m++] = add;
+    while (siblings(node, m)) {
+        add_into(node[m - 2].data, node[m - 1].data, len);
+        node[m - 2].level++;
+        node[m - 2].index >>= 1;
+        m--;
+    }
+    *n = m;
+}
+
+int gt_combine_nodes(const gt_stack *stacks, int k, size_t off, size_t len, gt_node *node)
+{
     int n = 0;
     for (int t = 0; t < k; t++)
         for (int i = 0; i < stacks[t].n; i++) {
             const gt_node *src = &stacks[t].node[i];
-            node[n++] = (gt_node){src->level, src->index, src->data + off};
-            while (siblings(node, n)) {
-                add_into(node[n - 2].data, node[n - 1].data, len);
-                node[n - 2].level++;
-                node[n - 2].index >>= 1;
-                n--;
-            }
+            gt_push_node(node, &n, (gt_node){src->level, src->index, src->data + off}, len);
         }
+    return n;
+}
+
+void gt_combine(const gt_stack *stacks, int k, size_t off, size_t len, float *out)
+{
+    gt_node node[GT_MAX_NODES + 1];
+    const int n = gt_combine_nodes(stacks, k, off, len, node);
     float *blocks[GT_MAX_NODES + 1];
     for (int i = 0; i < n; i++)
         blocks[i] = node[i].data;
@@ -102,13 +115,18 @@ void gt_combine(const gt_stack *stacks, int k, size_t off, size_t len, float *ou
         memset(out, 0, len * sizeof *out);
 }
 
-int gt_blocks(int B, gt_node *node)
+int gt_blocks(int B, gt_node *node) { return gt_range_blocks(0, B, node); }
+
+int gt_range_blocks(int lo, int hi, gt_node *node)
 {
-    int m = 0, at = 0;
-    for (int level = 30; level >= 0; level--)
-        if (B & (1 << level)) {
-            node[m++] = (gt_node){level, at >> level, NULL};
-            at += 1 << level;
-        }
+    int m = 0;
+    while (lo < hi) { /* the largest node starting at lo (aligned to its size) inside [lo, hi) */
+        int level = 0;
+        while (level < 30 && (lo & ((1 << (level + 1)) - 1)) == 0 &&
+               (long long)lo + (1LL << (level + 1)) <= hi)
+            level++;
+        node[m++] = (gt_node){level, lo >> level, NULL};
+        lo += 1 << level;
+    }
     return m;
 }

@@ -44,7 +44,7 @@ static uint64_t mask_key(const layer *l, const pass_ctx *p, int n)
 {
     uint64_t k = rng_hash(p->seed ^ DROPOUT_DOMAIN, (uint64_t)p->epoch);
     k = rng_hash(k, (uint64_t)l->index);
-    return rng_hash(k, p->sample0 + (uint64_t)n);
+    return rng_hash(k, p->sample0 + (uint64_t)p->first + (uint64_t)n); /* the epoch's sample */
 }
 
 /* y = x * mask * scale for samples [lo, hi) (y may be dout -> din in backward: the same map). */

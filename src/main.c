@@ -1,5 +1,7 @@
 /* main.c - dispatches `lenet-omp COMMAND ...` to the command's file (src/cmd_*.c); the only
- * place that exits. Exit status: 0 success, 2 bad input (config, data, checkpoint, usage). */
+ * place that exits. Exit status: 0 success, 2 bad input (config, data, checkpoint, usage).
+ * Started by an MPI launcher, the process joins the job first (dist.h): train, resume and
+ * test share their work among its processes; the other commands run in one. */
 #define _POSIX_C_SOURCE 200809L
 #include <signal.h>
 #include <stdio.h>
@@ -8,6 +10,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dist.h"
 
 /* Threads that wait at a barrier spin, by default, for about 300,000 iterations before they
  * sleep. When another process takes one of the cores, every barrier then costs the waiting
@@ -45,6 +48,12 @@ const cli_command cli_commands[] = {
 };
 const int cli_n_commands = (int)(sizeof cli_commands / sizeof cli_commands[0]);
 
+/* Whether the command shares its work among the processes of an MPI job. */
+static int runs_shared(const cli_command *cmd)
+{
+    return cmd->run == cmd_train || cmd->run == cmd_resume || cmd->run == cmd_test;
+}
+
 int main(int argc, char **argv)
 {
     default_openmp_spin(argv);
@@ -52,6 +61,12 @@ int main(int argc, char **argv)
      * action kills the process; ignored, the write fails with EFBIG and every command reports
      * the file it could not write, keeping the previous version (atomic_file.c). */
     signal(SIGXFSZ, SIG_IGN);
+    lo_error err;
+    if (dist_init(&argc, &argv, &err) < 0) {
+        cli_fail(&err);
+        dist_finalize();
+        return EXIT_BAD_INPUT;
+    }
     const cli_command *cmd = &cli_commands[0]; /* `lenet-omp CONFIG` trains */
     int first = 1;
     for (int i = 0; argc > 1 && i < cli_n_commands; i++)
@@ -60,8 +75,17 @@ int main(int argc, char **argv)
             first = 2;
         }
     cli_options o;
-    int go = cli_parse(argc, argv, first, cmd->options, &o);
-    if (go <= 0)
-        return go == 0 ? 0 : EXIT_BAD_INPUT;
-    return cmd->run(&o);
+    int go = cli_parse(argc, argv, first, cmd->options, &o), rc;
+    if (go <= 0) {
+        rc = go == 0 ? 0 : EXIT_BAD_INPUT;
+    } else if (dist_size() > 1 && !runs_shared(cmd)) {
+        if (dist_rank() == 0)
+            fprintf(stderr, "lenet-omp: %s runs in one process: start it without mpirun "
+                    "(train, resume and test share their work among processes)\n", cmd->name);
+        rc = EXIT_BAD_INPUT;
+    } else {
+        rc = cmd->run(&o);
+    }
+    dist_finalize();
+    return rc;
 }

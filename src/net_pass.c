@@ -8,12 +8,24 @@
  * channels) shared out, or the whole batch on thread 0. Per-sample parameter gradients go
  * into each thread's gradient tree (gradtree.h) as they are made; after the backward pass
  * and one barrier, each thread adds up the trees of its own weight rows, and later updates
- * those rows: no row is finished or updated on two cores. */
+ * those rows: no row is finished or updated on two cores.
+ *
+ * A batch shared among processes (net.h's shared; docs/distributed.md): each process holds a
+ * contiguous share of the samples and runs the pass above on them. Where one process would
+ * add up its threads' trees, each thread turns them, for its own rows, into the process's
+ * node list (the largest tree nodes inside its share: gradtree.h's gt_combine_nodes, not
+ * folded); thread 0 exchanges the lists among the processes between two barriers; then each
+ * thread appends every process's nodes of its rows in process order (= sample order) and
+ * folds them: the bits one process holding the whole batch makes. Batch statistics go the
+ * same way, and each sample's loss travels with the gradients. */
 #define _POSIX_C_SOURCE 200809L
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "dist.h"
 #include "net.h"
 #include "team.h"
 
@@ -94,11 +106,13 @@ static int max_blocks(int samples)
     return bits;
 }
 
+static int tail_layer(const net *n);
+
 /* Allocates the team state for `threads` threads; with tree_samples > 0 also the gradient
  * trees of training batches of up to that many samples. Returns 0 or -1 (out of memory). */
 static int team_alloc(net *n, int threads, int tree_samples)
 {
-    net_team t = {.threads = threads, .tree_samples = tree_samples};
+    net_team t = {.threads = threads, .tree_samples = tree_samples, .tail = tail_layer(n)};
     size_t most = 0, per_thread = 0, rows_most = 0, stat_per_thread = 0;
     for (int i = 0; i < n->n_layers; i++) {
         const layer *l = &n->layers[i];
@@ -142,22 +156,32 @@ static int team_alloc(net *n, int threads, int tree_samples)
         team_free(&t);
         return -1;
     }
+    t.xchg = n->team.xchg; /* the exchanges outlive a regrown team */
+    n->team.xchg = NULL;
     team_free(&n->team);
     n->team = t;
     return 0;
 }
 
+static void xchg_free(struct net_xchg *x);
+
 int net_team_init(net *n) { return team_alloc(n, team_max(), 0); }
 
 int net_prepare_training(net *n, int batch, lo_error *err)
 {
+    xchg_free(n->team.xchg); /* made again, for this batch and LENET_REDUCE, when needed */
+    n->team.xchg = NULL;
     if (team_alloc(n, team_max(), batch) < 0)
         return lo_fail(err, "out of memory allocating the gradient buffers of %d thread(s)",
                        team_max());
     return 0;
 }
 
-void net_team_free(net *n) { team_free(&n->team); }
+void net_team_free(net *n)
+{
+    xchg_free(n->team.xchg);
+    team_free(&n->team);
+}
 
 size_t net_team_bytes(const net *n)
 {
@@ -216,16 +240,467 @@ static void step_range(const layer *l, layer_split s, int B, int *lo, int *hi)
 }
 
 /* ---------------------------------------------------------------------------------------
+ * Exchanges among the processes of a shared pass. One exchange: every process sends its
+ * payload (a header, with losses its samples' losses, then its node list: one node per tree
+ * node of gt_range_blocks over its share, each `len` floats laid out as what it sums, e.g.
+ * the parameter arena) and receives everyone's. Thread 0 makes the MPI calls (dist.h),
+ * between barriers. */
+
+#define XHDR_BYTES 64 /* a payload's header, rounded to the unit of every offset */
+#define XUNIT DIST_UNIT /* payload sizes and offsets are multiples of this many bytes */
+#define XSLOTS 2      /* exchanges that may be in flight at once */
+
+/* What a process says about its payload; every process checks everyone's. */
+typedef struct xhdr {
+    int32_t seq;          /* the exchange's number since the network was built */
+    int32_t first, count; /* its samples of the batch */
+    int32_t nodes, len;   /* its node count; floats per node */
+    int32_t flag;         /* dist_flag_offered() */
+    int32_t losses;       /* 1: count doubles (its losses) follow the header */
+} xhdr;
+
+typedef struct xslot {
+    char *buf;        /* every process's payload, in rank order (XUNIT-aligned) */
+    size_t cap;       /* bytes of buf */
+    int *units;       /* per process: payload size in XUNITs (for MPI) */
+    int *displ;       /* per process: payload offset in XUNITs */
+    size_t len;       /* floats per node */
+    int losses;
+    int32_t seq;      /* the exchange's number (xhdr) */
+    int request;      /* a started exchange (dist_allgather_start), -1 for none */
+    /* A reduce-scatter (scatter: gradients, with x->scatter): this process's payload is in
+     * buf as above; each process q receives the nodes' floats of its slice of the arena
+     * that fall in the exchange's span (from span0): lo[q], cnt[q] floats from the node's
+     * float 0; what process p sends this one is rbytes[p] bytes at rbuf + rdispl[p]: its
+     * header, its losses, its nodes' slices back to back. */
+    int scatter;
+    size_t span0;
+    int *lo, *cnt, *rbytes, *rdispl;
+    char *rbuf;
+    size_t rcap;
+} xslot;
+
+struct net_xchg {
+    int R, me;
+    int batch;             /* the batch size the ranges below are for (0: none yet) */
+    int *first, *count;    /* per process: its share of the batch */
+    int *nodes;            /* per process: the nodes of its share */
+    gt_node *blocks;       /* R x GT_MAX_NODES: each process's nodes (gt_range_blocks) */
+    int scatter;           /* gradients as a reduce-scatter, then a gather of the slices */
+    int *slice;            /* R + 1: process q finishes floats [slice[q], slice[q + 1]) of the
+                            * arena in a reduce-scatter */
+    int *slice_len;        /* R: their lengths (for MPI) */
+    int32_t seq;
+    xslot slot[XSLOTS];
+    net_exchange_stats stats;
+};
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void xchg_free(struct net_xchg *x)
+{
+    if (!x)
+        return;
+    for (int s = 0; s < XSLOTS; s++) {
+        free(x->slot[s].buf);
+        free(x->slot[s].units);
+        free(x->slot[s].displ);
+        free(x->slot[s].lo);
+        free(x->slot[s].cnt);
+        free(x->slot[s].rbytes);
+        free(x->slot[s].rdispl);
+        free(x->slot[s].rbuf);
+    }
+    free(x->slice);
+    free(x->slice_len);
+    free(x->first);
+    free(x->count);
+    free(x->nodes);
+    free(x->blocks);
+    free(x);
+}
+
+static size_t round_unit(size_t bytes) { return (bytes + XUNIT - 1) / XUNIT * XUNIT; }
+
+/* Offset of process r's node data inside its payload. */
+static size_t xdata_offset(const struct net_xchg *x, int r, int losses)
+{
+    return XHDR_BYTES + (losses ? round_unit(sizeof(double) * (size_t)x->count[r]) : 0);
+}
+
+static size_t xpayload_bytes(const struct net_xchg *x, int r, size_t len, int losses)
+{
+    return xdata_offset(x, r, losses) +
+           round_unit(sizeof(float) * (size_t)x->nodes[r] * len);
+}
+
+/* Node k of process r's list in slot s: len floats. */
+static float *xnode(const struct net_xchg *x, int s, int r, int k)
+{
+    const xslot *sl = &x->slot[s];
+    return (float *)(sl->buf + (size_t)sl->displ[r] * XUNIT + xdata_offset(x, r, sl->losses)) +
+           (size_t)k * sl->len;
+}
+
+/* Float `off` (from the span's float 0) of node k of process r in slot s, as this process
+ * holds it after the exchange: anywhere in the node (an all-gather), or inside this process's
+ * slice (a reduce-scatter). */
+static float *xnode_at(const struct net_xchg *x, int s, int r, int k, size_t off)
+{
+    const xslot *sl = &x->slot[s];
+    if (!sl->scatter)
+        return xnode(x, s, r, k) + off;
+    return (float *)(sl->rbuf + sl->rdispl[r] + xdata_offset(x, r, sl->losses)) +
+           (size_t)k * (size_t)sl->cnt[x->me] + (off - (size_t)sl->lo[x->me]);
+}
+
+/* The header process r sent in slot s, as this process received it. */
+static const char *xpayload(const struct net_xchg *x, int s, int r)
+{
+    const xslot *sl = &x->slot[s];
+    return sl->scatter ? sl->rbuf + sl->rdispl[r] : sl->buf + (size_t)sl->displ[r] * XUNIT;
+}
+
+static int grad_first(const layer *l);
+static void layers_span(const net *n, int i0, int i1, size_t *at, size_t *end);
+
+/* Floats of the largest node an all-gather of a pass carries besides the gradients: a
+ * layer's batch statistics, or the parameters of a layer finished before its backward. */
+static size_t xlen_gathered(const net *n)
+{
+    size_t most = 0;
+    for (int i = 0; i < n->n_layers; i++) {
+        const layer *l = &n->layers[i];
+        size_t at, end;
+        most = stat_tree_floats(l) > most ? stat_tree_floats(l) : most;
+        layers_span(n, i, i + 1, &at, &end);
+        if (grad_first(l) && end - at > most)
+            most = end - at;
+    }
+    return most;
+}
+
+/* Thread 0, at the start of a shared pass (before any barrier the other threads pass to use
+ * it): the exchanges' state, every process's share of a batch of `batch` samples and its
+ * node list, and buffers that hold any exchange of the pass. This process must hold B
+ * samples from p->first: its dist_share. */
+static void xchg_prepare(net *n, const pass_ctx *p, int B)
+{
+    struct net_xchg *x = n->team.xchg;
+    if (!x) {
+        const int R = dist_size();
+        x = calloc(1, sizeof *x);
+        int ok = x != NULL;
+        if (ok) {
+            x->R = R;
+            x->me = dist_rank();
+            x->first = calloc((size_t)R, sizeof *x->first);
+            x->count = calloc((size_t)R, sizeof *x->count);
+            x->nodes = calloc((size_t)R, sizeof *x->nodes);
+            x->blocks = calloc((size_t)R * GT_MAX_NODES, sizeof *x->blocks);
+            ok = x->first && x->count && x->nodes && x->blocks;
+            x->slice = calloc((size_t)R + 1, sizeof *x->slice);
+            x->slice_len = calloc((size_t)R, sizeof *x->slice_len);
+            ok = ok && x->slice && x->slice_len;
+            for (int s = 0; ok && s < XSLOTS; s++) {
+                xslot *sl = &x->slot[s];
+                sl->units = calloc((size_t)R, sizeof(int));
+                sl->displ = calloc((size_t)R, sizeof(int));
+                sl->lo = calloc((size_t)R, sizeof(int));
+                sl->cnt = calloc((size_t)R, sizeof(int));
+                sl->rbytes = calloc((size_t)R, sizeof(int));
+                sl->rdispl = calloc((size_t)R, sizeof(int));
+                sl->request = -1;
+                ok = sl->units && sl->displ && sl->lo && sl->cnt && sl->rbytes && sl->rdispl;
+            }
+        }
+        if (!ok) {
+            xchg_free(x);
+            dist_abort(2, "out of memory for the exchanges among processes");
+        }
+        /* Slices of whole 16-float rows; LENET_REDUCE=gather or scatter chooses, else a
+         * reduce-scatter from 3 processes on (docs/distributed.md's cost model). */
+        const char *mode = getenv("LENET_REDUCE");
+        x->scatter = mode && *mode ? strcmp(mode, "scatter") == 0 : R > 2;
+        const size_t rows = (n->n_params + 15) / 16;
+        if (n->n_params > INT32_MAX - 16)
+            dist_abort(2, "too many parameters for MPI's counts");
+        for (int q = 0; q <= R; q++) {
+            const size_t at = rows * (size_t)q / (size_t)R * 16;
+            x->slice[q] = (int)(at < n->n_params ? at : n->n_params);
+        }
+        for (int q = 0; q < R; q++)
+            x->slice_len[q] = x->slice[q + 1] - x->slice[q];
+        n->team.xchg = x;
+    }
+    if (x->batch != p->batch) {
+        for (int r = 0; r < x->R; r++) {
+            dist_share_of(p->batch, r, x->R, &x->first[r], &x->count[r]);
+            x->nodes[r] = gt_range_blocks(x->first[r], x->first[r] + x->count[r],
+                                          x->blocks + (size_t)r * GT_MAX_NODES);
+        }
+        x->batch = p->batch;
+    }
+    if (p->first != x->first[x->me] || B != x->count[x->me]) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "a shared pass over samples [%d, %d) of a batch of %d, but "
+                 "this process's share is [%d, %d)", p->first, p->first + B, p->batch,
+                 x->first[x->me], x->first[x->me] + x->count[x->me]);
+        dist_abort(70, msg);
+    }
+    /* buf: every process's payload of an all-gather; of a reduce-scatter's gradients only
+     * this process's (xchg_layout puts it first) */
+    size_t need = 0, gathered = 0, rneed = 0;
+    for (int r = 0; r < x->R; r++) {
+        need += xpayload_bytes(x, r, n->n_params, 1);
+        gathered += xpayload_bytes(x, r, xlen_gathered(n), 1);
+        rneed += xdata_offset(x, r, 1) +
+                 sizeof(float) * (size_t)x->nodes[r] * (size_t)x->slice_len[x->me];
+    }
+    if (x->scatter)
+        need = xpayload_bytes(x, x->me, n->n_params, 1);
+    need = need > gathered ? need : gathered;
+    if (rneed > INT32_MAX)
+        dist_abort(2, "an exchange among processes too large for MPI's counts");
+    for (int s = 0; s < XSLOTS; s++) {
+        xslot *sl = &x->slot[s];
+        if (sl->cap < need) {
+            void *buf = NULL;
+            free(sl->buf);
+            sl->buf = NULL;
+            sl->cap = 0;
+            if (posix_memalign(&buf, XUNIT, need) != 0)
+                dist_abort(2, "out of memory for the exchange buffers among processes");
+            memset(buf, 0, need);
+            sl->buf = buf;
+            sl->cap = need;
+        }
+        if (x->scatter && sl->rcap < rneed) {
+            void *buf = NULL;
+            free(sl->rbuf);
+            sl->rbuf = NULL;
+            sl->rcap = 0;
+            if (posix_memalign(&buf, XUNIT, rneed) != 0)
+                dist_abort(2, "out of memory for the exchange buffers among processes");
+            memset(buf, 0, rneed);
+            sl->rbuf = buf;
+            sl->rcap = rneed;
+        }
+    }
+}
+
+/* Thread 0: lays out slot s for nodes of len floats (with losses: and the samples' losses),
+ * before the barrier after which the threads write their nodes. scatter: a reduce-scatter of
+ * the parameter arena's floats [span0, span0 + len). */
+static void xchg_layout(net *n, int s, size_t span0, size_t len, int losses, int scatter)
+{
+    struct net_xchg *x = n->team.xchg;
+    xslot *sl = &x->slot[s];
+    size_t at = 0;
+    sl->scatter = scatter;
+    sl->span0 = span0;
+    if (scatter) {
+        size_t rat = 0;
+        for (int q = 0; q < x->R; q++) { /* slice q of the arena inside the span */
+            const size_t a = (size_t)x->slice[q] > span0 ? (size_t)x->slice[q] : span0;
+            const size_t b = (size_t)x->slice[q + 1] < span0 + len ? (size_t)x->slice[q + 1]
+                                                                    : span0 + len;
+            sl->lo[q] = b > a ? (int)(a - span0) : 0;
+            sl->cnt[q] = b > a ? (int)(b - a) : 0;
+        }
+        for (int r = 0; r < x->R; r++) {
+            const size_t bytes = xdata_offset(x, r, losses) +
+                                 sizeof(float) * (size_t)x->nodes[r] * (size_t)sl->cnt[x->me];
+            sl->rbytes[r] = (int)bytes;
+            sl->rdispl[r] = (int)rat;
+            rat += bytes;
+        }
+    }
+    for (int r = 0; r < x->R; r++) {
+        const size_t units = xpayload_bytes(x, r, len, losses) / XUNIT;
+        if (units > INT32_MAX || at > INT32_MAX)
+            dist_abort(2, "an exchange among processes too large for MPI's counts");
+        sl->units[r] = (int)units;
+        sl->displ[r] = scatter ? 0 : (int)at; /* a reduce-scatter sends only its own */
+        at += units;
+    }
+    sl->len = len;
+    sl->losses = losses;
+}
+
+/* Thread 0, once the threads wrote this process's nodes into slot s: its header (and losses),
+ * then the exchange, started (wait 0; xchg_finish completes it) or complete. */
+static void xchg_finish(net *n, int s);
+static void xchg_start(net *n, int s, int wait)
+{
+    struct net_xchg *x = n->team.xchg;
+    xslot *sl = &x->slot[s];
+    char *mine = sl->buf + (size_t)sl->displ[x->me] * XUNIT;
+    sl->seq = ++x->seq;
+    const xhdr h = {sl->seq, x->first[x->me], x->count[x->me], x->nodes[x->me],
+                    (int32_t)sl->len, dist_flag_offered(), sl->losses};
+    memcpy(mine, &h, sizeof h);
+    if (sl->losses)
+        memcpy(mine + XHDR_BYTES, n->sample_loss, sizeof(double) * (size_t)h.count);
+    const double t0 = now_seconds();
+    if (sl->scatter) {
+        const size_t head = xdata_offset(x, x->me, sl->losses);
+        sl->request = dist_slices(mine, head, head, x->nodes[x->me], sl->len, sl->lo, sl->cnt,
+                                  sl->rbuf, sl->rbytes, sl->rdispl, wait);
+        x->stats.seconds += now_seconds() - t0;
+        if (wait)
+            xchg_finish(n, s);
+    } else if (wait) {
+        dist_allgather_blocks(sl->buf, sl->units, sl->displ);
+        x->stats.seconds += now_seconds() - t0;
+        xchg_finish(n, s);
+    } else {
+        sl->request = dist_allgather_start(sl->buf, sl->units, sl->displ);
+        x->stats.seconds += now_seconds() - t0;
+    }
+}
+
+/* Thread 0: completes slot s's exchange, checks every process's header against what it
+ * should be (processes out of step end the job), takes the largest flag and, with losses,
+ * every sample's loss into n->sample_loss (the whole batch's order). */
+static void xchg_finish(net *n, int s)
+{
+    struct net_xchg *x = n->team.xchg;
+    xslot *sl = &x->slot[s];
+    if (sl->request >= 0) {
+        const double t0 = now_seconds();
+        dist_wait(sl->request);
+        x->stats.seconds += now_seconds() - t0;
+        sl->request = -1;
+    }
+    int flag = 0;
+    for (int r = 0; r < x->R; r++) {
+        const char *payload = xpayload(x, s, r);
+        xhdr h;
+        memcpy(&h, payload, sizeof h);
+        if (h.seq != sl->seq || h.first != x->first[r] || h.count != x->count[r] ||
+            h.nodes != x->nodes[r] || h.len != (int32_t)sl->len || h.losses != sl->losses) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "rank %d is out of step: its exchange %d holds samples "
+                     "[%d, %d) in %d nodes of %d floats, where exchange %d of this rank expects "
+                     "[%d, %d) in %d nodes of %zu floats", r, h.seq, h.first, h.first + h.count,
+                     h.nodes, h.len, sl->seq, x->first[r], x->first[r] + x->count[r],
+                     x->nodes[r], sl->len);
+            dist_abort(70, msg);
+        }
+        flag = h.flag > flag ? h.flag : flag;
+        if (sl->losses)
+            memcpy(n->sample_loss + x->first[r], payload + XHDR_BYTES,
+                   sizeof(double) * (size_t)x->count[r]);
+        if (sl->scatter && r != x->me) { /* its header and slices to r; r's to this one */
+            x->stats.sent += (double)(xdata_offset(x, x->me, sl->losses) +
+                                      sizeof(float) * (size_t)x->nodes[x->me] *
+                                          (size_t)sl->cnt[r]);
+            x->stats.received += (double)sl->rbytes[r];
+        } else if (!sl->scatter && r == x->me) {
+            x->stats.sent += (double)sl->units[r] * XUNIT;
+        } else if (!sl->scatter) {
+            x->stats.received += (double)sl->units[r] * XUNIT;
+        }
+    }
+    x->stats.exchanges++;
+    dist_flag_agreed(flag);
+}
+
+/* This thread's part of a process's node list: floats [off, off + len) of each node of the
+ * threads' stacks[0..T) (merged, gt_combine_nodes) into this process's nodes in slot s at
+ * float dst of each. */
+static void xchg_put_stacks(net *n, int s, const gt_stack *stacks, size_t off, size_t len,
+                            size_t dst)
+{
+    struct net_xchg *x = n->team.xchg;
+    gt_node node[GT_MAX_NODES + 1];
+    if (len == 0 || x->nodes[x->me] == 0)
+        return;
+    const int m = gt_combine_nodes(stacks, team_size(), off, len, node);
+    const gt_node *want = x->blocks + (size_t)x->me * GT_MAX_NODES;
+    int same = m == x->nodes[x->me];
+    for (int k = 0; same && k < m; k++)
+        same = node[k].level == want[k].level && node[k].index == want[k].index;
+    if (!same)
+        dist_abort(70, "the threads' trees do not hold this process's share of the batch");
+    for (int k = 0; k < m; k++)
+        memcpy(xnode(x, s, x->me, k) + dst, node[k].data, len * sizeof(float));
+}
+
+/* out[0..len) = the tree's total of floats [off, off + len) of every process's nodes in slot
+ * s: appended in rank order (= sample order), then folded (gradtree.h). The nodes' floats
+ * are added in place. */
+static void xchg_fold(net *n, int s, size_t off, size_t len, float *out)
+{
+    struct net_xchg *x = n->team.xchg;
+    gt_node all[GT_MAX_NODES + 1];
+    float *blocks[GT_MAX_NODES + 1];
+    int m = 0;
+    if (len == 0)
+        return;
+    for (int r = 0; r < x->R; r++)
+        for (int k = 0; k < x->nodes[r]; k++) {
+            gt_node b = x->blocks[(size_t)r * GT_MAX_NODES + k];
+            b.data = xnode_at(x, s, r, k, off);
+            gt_push_node(all, &m, b, len);
+        }
+    for (int k = 0; k < m; k++)
+        blocks[k] = all[k].data;
+    if (m > 0)
+        gt_fold(blocks, m, len, out);
+    else
+        memset(out, 0, len * sizeof *out);
+}
+
+/* out[0..len) = the sum, in rank order, of floats [off, off + len) of node 0 of every process
+ * with samples: what a kind that adds its own gradient (LAYER_WHOLE) made on each. */
+static void xchg_sum(net *n, int s, size_t off, size_t len, float *out)
+{
+    struct net_xchg *x = n->team.xchg;
+    int any = 0;
+    for (int r = 0; r < x->R; r++) {
+        if (x->nodes[r] == 0)
+            continue;
+        const float *v = xnode_at(x, s, r, 0, off);
+        for (size_t j = 0; j < len; j++)
+            out[j] = any ? out[j] + v[j] : v[j];
+        any = 1;
+    }
+    if (!any)
+        memset(out, 0, len * sizeof *out);
+}
+
+void net_exchange_read(net *n, net_exchange_stats *s, int reset)
+{
+    static const net_exchange_stats none;
+    *s = n->team.xchg ? n->team.xchg->stats : none;
+    if (reset && n->team.xchg)
+        n->team.xchg->stats = none;
+}
+
+/* ---------------------------------------------------------------------------------------
  * Forward. */
+
+/* Whether the pass shares its batch with other processes (training passes of a shared
+ * network). */
+static int shared_pass(const net *n, const pass_ctx *p) { return n->shared && p->training; }
 
 /* Layer i's batch statistics, phase by phase: each thread adds its own samples' leaves into
  * its tree; after a barrier each sums and finishes its share of the floats; a barrier after
- * each phase. The layer's input of this thread's samples must be complete. */
+ * each phase. Shared, the sums are exchanged as node lists between those steps (two more
+ * barriers), so every process finishes the whole batch's statistics. The layer's input of
+ * this thread's samples must be complete. */
 static void stat_sync(net *n, const pass_ctx *p, int i, int B)
 {
     layer *l = &n->layers[i];
     const size_t len = l->ops->stat_floats(l);
-    const int T = team_size();
+    const int T = team_size(), shared = shared_pass(n, p);
     gt_stack *all = &n->team.stat_stacks[(size_t)i * n->team.threads];
     gt_stack *mine = &all[team_thread()];
     int lo, hi;
@@ -233,16 +708,27 @@ static void stat_sync(net *n, const pass_ctx *p, int i, int B)
     const size_t e0 = len * (size_t)team_thread() / (size_t)T;
     const size_t e1 = len * (size_t)(team_thread() + 1) / (size_t)T;
     for (int k = 0; k < stat_count(l, p->training); k++) {
+        float *sums = l->stat + (size_t)k * len;
         gt_reset(mine);
         for (int b = lo; b < hi; b++) {
             l->ops->stat_sample(l, p, n->act[i], b, k, gt_leaf(mine));
             gt_push(mine, p->first + b);
         }
+        if (shared && team_thread() == 0)
+            xchg_layout(n, 0, 0, len, 0, 0);
         team_barrier();
-        if (e1 > e0) {
-            gt_combine(all, T, e0, e1 - e0, l->stat + (size_t)k * len + e0);
-            l->ops->stat_done(l, p, k, e0, e1);
+        if (shared) {
+            xchg_put_stacks(n, 0, all, e0, e1 - e0, e0);
+            team_barrier();
+            if (team_thread() == 0)
+                xchg_start(n, 0, 1);
+            team_barrier();
+            xchg_fold(n, 0, e0, e1 - e0, sums + e0);
+        } else if (e1 > e0) {
+            gt_combine(all, T, e0, e1 - e0, sums + e0);
         }
+        if (e1 > e0)
+            l->ops->stat_done(l, p, k, e0, e1);
         team_barrier();
     }
 }
@@ -432,16 +918,225 @@ static int grad_first(const layer *l)
     return l->ops->grad_first && grad_split(l) != LAYER_WHOLE;
 }
 
+/* Floats [*at, *end) of the parameter arena that layers [i0, i1) hold (empty: none). */
+static void layers_span(const net *n, int i0, int i1, size_t *at, size_t *end)
+{
+    *at = n->n_params;
+    *end = 0;
+    for (int i = i0; i < i1; i++) {
+        const layer *l = &n->layers[i];
+        if (!layer_params(l))
+            continue;
+        const float *a = l->n_weight ? l->weight : l->bias;
+        const float *e = l->n_bias ? l->bias + l->n_bias : l->weight + l->n_weight;
+        *at = (size_t)(a - n->params) < *at ? (size_t)(a - n->params) : *at;
+        *end = (size_t)(e - n->params) > *end ? (size_t)(e - n->params) : *end;
+    }
+    if (*end < *at)
+        *at = *end = 0;
+}
+
+/* Shared pass: this thread's rows of layer i's gradient over this process's samples, as its
+ * node list, into slot s (nodes laid out as the arena's floats from span0): the trees'
+ * nodes (per-sample kinds), the row kernel per node (row kinds), or the gradient the kind's
+ * backward added (whole kinds, node 0). */
+static void xchg_put_layer(net *n, const pass_ctx *p, int i, int s, size_t span0)
+{
+    layer *l = &n->layers[i];
+    struct net_xchg *x = n->team.xchg;
+    const int me = x->me, m = x->nodes[me];
+    const layer_split g = grad_split(l);
+    size_t w_off, w_len, b_off, b_len;
+    if (!layer_params(l) || m == 0)
+        return;
+    own_rows(n, l, &w_off, &w_len, &b_off, &b_len);
+    const size_t wa = l->n_weight ? (size_t)(l->weight - n->params) - span0 : 0;
+    const size_t ba = l->n_bias ? (size_t)(l->bias - n->params) - span0 : 0;
+    if (g == LAYER_BY_SAMPLE) {
+        const gt_stack *stacks = &n->team.stacks[(size_t)i * n->team.threads];
+        xchg_put_stacks(n, s, stacks, w_off, w_len, wa + w_off);
+        xchg_put_stacks(n, s, stacks, l->n_weight + b_off, b_len, ba + b_off);
+    } else if (g == LAYER_BY_ROWS) {
+        int r0, r1;
+        team_share(l->weight_shape[0], &r0, &r1);
+        for (int k = 0; r1 > r0 && k < m; k++) {
+            const gt_node *b = &x->blocks[(size_t)me * GT_MAX_NODES + k];
+            const int n0 = (b->index << b->level) - x->first[me]; /* this process's sample */
+            float *node = xnode(x, s, me, k);
+            l->ops->grad_rows(l, p, n->act[i], n->act[i + 1], n->dact[i + 1], n0,
+                              n0 + (1 << b->level), r0, r1, node + wa,
+                              l->n_bias ? node + ba : NULL);
+        }
+    } else {
+        float *node = xnode(x, s, me, 0);
+        if (w_len)
+            memcpy(node + wa + w_off, l->dweight + w_off, w_len * sizeof(float));
+        if (b_len)
+            memcpy(node + ba + b_off, l->dbias + b_off, b_len * sizeof(float));
+    }
+}
+
+/* Shared pass: this thread's rows of layer i's gradient from every process's nodes in slot
+ * s: the tree's total (per-sample and row kinds: the bits of one process), or the
+ * processes' sums added in rank order (whole kinds). */
+static void xchg_take_layer(net *n, int i, int s, size_t span0)
+{
+    layer *l = &n->layers[i];
+    size_t w_off, w_len, b_off, b_len;
+    if (!layer_params(l))
+        return;
+    own_rows(n, l, &w_off, &w_len, &b_off, &b_len);
+    const size_t wa = l->n_weight ? (size_t)(l->weight - n->params) - span0 : 0;
+    const size_t ba = l->n_bias ? (size_t)(l->bias - n->params) - span0 : 0;
+    void (*take)(net *, int, size_t, size_t, float *) =
+        grad_split(l) == LAYER_WHOLE ? xchg_sum : xchg_fold;
+    if (w_len)
+        take(n, s, wa + w_off, w_len, l->dweight + w_off);
+    if (b_len)
+        take(n, s, ba + b_off, b_len, l->dbias + b_off);
+}
+
+/* Shared pass: this thread's rows of layers [i0, i1) (but those finished before their
+ * backward) into slot s, laid out for the layers' span (xchg_layout by thread 0 before). */
+static void xchg_put_layers(net *n, const pass_ctx *p, int i0, int i1, int s)
+{
+    size_t span0, span1;
+    layers_span(n, i0, i1, &span0, &span1);
+    for (int i = i0; i < i1; i++)
+        if (!grad_first(&n->layers[i]))
+            xchg_put_layer(n, p, i, s, span0);
+}
+
+/* Shared pass: this thread's rows of layers [i0, i1) (but those finished before their
+ * backward) from slot s, once its exchange is complete. */
+static void xchg_take_layers(net *n, int i0, int i1, int s)
+{
+    size_t span0, span1;
+    layers_span(n, i0, i1, &span0, &span1);
+    for (int i = i0; i < i1; i++)
+        if (!grad_first(&n->layers[i]))
+            xchg_take_layer(n, i, s, span0);
+}
+
+/* Thread 0 of a shared pass: lays out slot s for the gradients of layers [i0, i1) (with
+ * losses: and every sample's loss). */
+static void xchg_layout_layers(net *n, int i0, int i1, int s, int losses, int scatter)
+{
+    size_t span0, span1;
+    layers_span(n, i0, i1, &span0, &span1);
+    xchg_layout(n, s, span0, span1 - span0, losses, scatter);
+}
+
+/* Reduce-scatter, once slot s's exchange is complete: this thread's part of this process's
+ * slice of layers [i0, i1)'s gradients (but those finished before their backward), folded
+ * from every process's nodes into n->grads; a gather of the slices (xchg_gather_slices)
+ * then completes the gradients everywhere. */
+static void xchg_take_slice(net *n, int s, int i0, int i1)
+{
+    const struct net_xchg *x = n->team.xchg;
+    const xslot *sl = &x->slot[s];
+    const size_t lo = sl->span0 + (size_t)sl->lo[x->me], hi = lo + (size_t)sl->cnt[x->me];
+    int t0, t1;
+    team_share((int)((hi - lo + 15) / 16), &t0, &t1); /* rows of 16 floats per thread */
+    const size_t u0 = lo + 16 * (size_t)t0;
+    const size_t u1 = lo + 16 * (size_t)t1 < hi ? lo + 16 * (size_t)t1 : hi;
+    for (int i = i0; i < i1; i++) {
+        const layer *l = &n->layers[i];
+        if (!layer_params(l) || grad_first(l))
+            continue;
+        void (*take)(net *, int, size_t, size_t, float *) =
+            grad_split(l) == LAYER_WHOLE ? xchg_sum : xchg_fold;
+        for (int t = 0; t < 2; t++) { /* the weights, the biases */
+            const size_t at = t ? (size_t)(l->bias - n->params) : (size_t)(l->weight - n->params);
+            const size_t count = t ? l->n_bias : l->n_weight;
+            const size_t a = at > u0 ? at : u0, b = at + count < u1 ? at + count : u1;
+            if (count && b > a)
+                take(n, s, a - sl->span0, b - a, n->grads + a);
+        }
+    }
+}
+
+/* Reduce-scatter: every process's slice of n->grads to every process (thread 0, between
+ * barriers). */
+static void xchg_gather_slices(net *n)
+{
+    const struct net_xchg *x = n->team.xchg;
+    const double t0 = now_seconds();
+    dist_allgather_floats(n->grads, x->slice_len, x->slice);
+    n->team.xchg->stats.seconds += now_seconds() - t0;
+    n->team.xchg->stats.sent += (double)sizeof(float) * (double)x->slice_len[x->me];
+    n->team.xchg->stats.received +=
+        (double)sizeof(float) * (double)(n->n_params - (size_t)x->slice_len[x->me]);
+}
+
+/* The first layer of the tail: the last layers, whose gradients a shared pass exchanges
+ * (slot 1, with the losses) while the layers before still run backward. The shortest tail
+ * that holds at least half of the parameters, when layers with parameters remain before it;
+ * 0: no tail (one exchange after the backward pass). LENET_OVERLAP=0 turns it off (to
+ * measure what it gains: docs/distributed.md). */
+static int tail_layer(const net *n)
+{
+    const char *off = getenv("LENET_OVERLAP");
+    size_t total = 0, tail = 0;
+    if (off && strcmp(off, "0") == 0)
+        return 0;
+    for (int i = 0; i < n->n_layers; i++)
+        total += layer_params(&n->layers[i]);
+    for (int i = n->n_layers - 1; i > 0; i--) {
+        tail += layer_params(&n->layers[i]);
+        if (2 * tail >= total)
+            return tail < total ? i : 0;
+    }
+    return 0;
+}
+
+/* Thread 0: lets MPI move the tail's exchange on while the team computes. */
+static void xchg_poll(net *n)
+{
+    const struct net_xchg *x = n->team.xchg;
+    if (team_thread() == 0 && x->slot[1].request >= 0)
+        dist_test(x->slot[1].request);
+}
+
+/* Shared pass, once every layer from `tail` on has run backward on this thread: the tail's
+ * gradients and the losses are written (a barrier first) and, after another, thread 0 starts
+ * their exchange (slot 1), which net_train_pass completes after the backward pass. */
+static void xchg_start_tail(net *n, const pass_ctx *p, int tail)
+{
+    if (team_thread() == 0)
+        xchg_layout_layers(n, tail, n->n_layers, 1, 1, n->team.xchg->scatter);
+    team_barrier();
+    xchg_put_layers(n, p, tail, n->n_layers, 1);
+    team_barrier();
+    if (team_thread() == 0)
+        xchg_start(n, 1, 0);
+}
+
 /* Layer i's parameter gradient finished ahead of its backward: this thread's samples' leaves
- * (dout of its samples is there), a barrier, its rows, a barrier. */
+ * (dout of its samples is there), a barrier, its rows, a barrier. Shared, the rows come from
+ * an exchange of the layer's nodes among the processes (two more barriers). */
 static void finish_first(net *n, const pass_ctx *p, int i, int B)
 {
+    layer *l = &n->layers[i];
     int lo, hi;
     team_share(B, &lo, &hi);
-    if (grad_split(&n->layers[i]) == LAYER_BY_SAMPLE)
+    if (grad_split(l) == LAYER_BY_SAMPLE)
         grad_samples(n, p, i, lo, hi);
+    if (shared_pass(n, p) && team_thread() == 0)
+        xchg_layout_layers(n, i, i + 1, 0, 0, 0);
     team_barrier();
-    finish_grad(n, p, i, B);
+    if (shared_pass(n, p)) {
+        size_t span0, span1;
+        layers_span(n, i, i + 1, &span0, &span1);
+        xchg_put_layer(n, p, i, 0, span0);
+        team_barrier();
+        if (team_thread() == 0)
+            xchg_start(n, 0, 1);
+        team_barrier();
+        xchg_take_layer(n, i, 0, span0);
+    } else {
+        finish_grad(n, p, i, B);
+    }
     team_barrier();
 }
 
@@ -451,7 +1146,9 @@ static int joins_backward_run(const layer *l, int training)
     return backward_split(l, training) == LAYER_BY_SAMPLE && !grad_first(l);
 }
 
-static void backward_layers(net *n, const pass_ctx *p, int B)
+/* The backward pass; shared, with a tail (tail_layer > 0), the tail's exchange starts as soon
+ * as the tail has run backward, and no run of layers crosses the tail's first layer. */
+static void backward_layers(net *n, const pass_ctx *p, int B, int tail)
 {
     int s_lo, s_hi, pending = 0;
     team_share(B, &s_lo, &s_hi);
@@ -459,6 +1156,10 @@ static void backward_layers(net *n, const pass_ctx *p, int B)
         if (grad_split(&n->layers[i]) == LAYER_BY_SAMPLE)
             gt_reset(own_stack(n, i));
     for (int i = n->n_layers - 1; i >= 0;) {
+        if (tail > 0 && i == tail - 1) {
+            xchg_start_tail(n, p, tail); /* begins with a barrier */
+            pending = 0;
+        }
         const layer_split s = backward_split(&n->layers[i], p->training);
         const int first = grad_first(&n->layers[i]);
         if (first) {
@@ -474,7 +1175,7 @@ static void backward_layers(net *n, const pass_ctx *p, int B)
             continue;
         }
         int j = i - 1; /* the run (j, i] of layers that split the samples */
-        while (j >= 0 && joins_backward_run(&n->layers[j], p->training))
+        while (j >= 0 && j != tail - 1 && joins_backward_run(&n->layers[j], p->training))
             j--;
         if (pending)
             team_barrier();
@@ -488,6 +1189,8 @@ static void backward_layers(net *n, const pass_ctx *p, int B)
                 if (grad_split(l) == LAYER_BY_SAMPLE && !(k == i && first))
                     grad_samples(n, p, k, c0, c1);
             }
+            if (tail > 0 && i < tail)
+                xchg_poll(n);
         }
         i = j;
     }
@@ -498,13 +1201,49 @@ void net_train_pass(net *n, const pass_ctx *proto, int B)
     team_fit(n, B, 1);
     const pass_ctx p = thread_pass(n, proto, B);
     const layer *loss = &n->layers[n->n_layers - 1];
+    const int shared = shared_pass(n, &p);
     int lo, hi;
+    if (shared && team_thread() == 0)
+        xchg_prepare(n, &p, B);
     forward_layers(n, &p, B);
     team_share(B, &lo, &hi);
     for (int b = lo; b < hi; b++)
         n->sample_loss[b] = loss->ops->loss(loss, n->act[n->n_layers - 1], n->act[n->n_layers],
                                             b, p.labels[b]);
-    backward_layers(n, &p, B);
+    const int tail = shared ? n->team.tail : 0;
+    backward_layers(n, &p, B, tail);
+    if (shared) {
+        /* The layers before the tail (all of them without one) in slot 0, with the losses
+         * unless the tail carried them; the tail's exchange completes meanwhile. */
+        const int head = tail > 0 ? tail : n->n_layers;
+        if (team_thread() == 0)
+            xchg_layout_layers(n, 0, head, 0, tail == 0, n->team.xchg->scatter);
+        team_barrier();
+        /* (the exchanges' state, made by thread 0 in the first pass: after a barrier) */
+        const int scatter = n->team.xchg->scatter;
+        xchg_put_layers(n, &p, 0, head, 0);
+        team_barrier();
+        if (team_thread() == 0) {
+            xchg_start(n, 0, 1);
+            if (tail > 0)
+                xchg_finish(n, 1);
+        }
+        team_barrier();
+        if (scatter) { /* this process's slices, then everyone's */
+            xchg_take_slice(n, 0, 0, head);
+            if (tail > 0)
+                xchg_take_slice(n, 1, tail, n->n_layers);
+            team_barrier();
+            if (team_thread() == 0)
+                xchg_gather_slices(n);
+            team_barrier();
+            return;
+        }
+        xchg_take_layers(n, 0, head, 0);
+        if (tail > 0)
+            xchg_take_layers(n, tail, n->n_layers, 1);
+        return; /* the row kernels ran before the exchange: nothing reads the input now */
+    }
     team_barrier();
     for (int i = 0; i < n->n_layers; i++)
         if (!grad_first(&n->layers[i]))
@@ -563,6 +1302,8 @@ static void layer_forward_team(net *n, const pass_ctx *proto, int i, int B)
 
 void net_layer_forward(net *n, const pass_ctx *p, int i, int B)
 {
+    if (n->shared)
+        dist_abort(70, "a pass of one layer is not shared among processes");
     TEAM_RUN(layer_forward_team(n, p, i, B));
 }
 
@@ -596,5 +1337,7 @@ static void layer_backward_team(net *n, const pass_ctx *proto, int i, int B)
 
 void net_layer_backward(net *n, const pass_ctx *p, int i, int B)
 {
+    if (n->shared)
+        dist_abort(70, "a pass of one layer is not shared among processes");
     TEAM_RUN(layer_backward_team(n, p, i, B));
 }

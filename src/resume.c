@@ -104,39 +104,19 @@ static int peek_position(const char *path, int *epoch, int *batch, lo_error *err
     return 0;
 }
 
-int resume_restore(run *r, int *complete, lo_error *err)
+/* Restores r from checkpoint `newest` (found by resume_restore, or named by rank 0 of a job:
+ * resume_follow). newest_epoch > 0: the epoch its name says (an end-of-epoch checkpoint's
+ * metadata must agree); interrupted: the mid-epoch checkpoint's path. */
+static int restore_from(run *r, const char *newest, int newest_epoch, const char *interrupted,
+                        int *complete, lo_error *err)
 {
     const run_config *cfg = r->cfg;
-    char path[CONFIG_PATH_MAX + 64];
-    run_dir_scan scan;
-    if (run_dir_read(cfg->output_dir, 1, &scan, err) < 0)
-        return -1;
-    if (scan.digits) /* the names the run has, whatever train.epochs is now */
-        r->ckpt_digits = scan.digits;
-    char *newest = scan.newest;
-    const int newest_epoch = scan.newest_epoch;
-    snprintf(path, sizeof path, "%s/" RUN_DIR_INTERRUPTED, cfg->output_dir);
-    if (scan.interrupted) {
-        int e, b;
-        if (peek_position(path, &e, &b, err) < 0)
-            return -1;
-        if (e > newest_epoch)
-            snprintf(newest, sizeof scan.newest, "%s", path);
-        else
-            unlink(path); /* an end-of-epoch checkpoint is further on */
-    }
-    *complete = 0;
-    if (!newest[0]) {
-        snprintf(r->resumed, sizeof r->resumed,
-                 "resume: no checkpoint in %s yet, starting from the beginning\n",
-                 cfg->output_dir);
-        return 0;
-    }
     ckpt_info info;
     ckpt_state st = {.velocity = r->velocity, .exp_avg = r->exp_avg,
                      .exp_avg_sq = r->exp_avg_sq};
     char *stored = NULL, note[CONFIG_PATH_MAX + 400] = "";
     int checksum;
+    *complete = 0;
     if (ckpt_peek(newest, &info, &checksum, err) < 0 ||
         ckpt_load_state(newest, &r->n, &info, &st, &stored, err) < 0)
         return -1;
@@ -146,7 +126,7 @@ int resume_restore(run *r, int *complete, lo_error *err)
     int rc = resume_same_config(cfg, stored, newest, err);
     free(stored);
     long batches = (r->n_train + cfg->train.batch_size - 1) / cfg->train.batch_size;
-    if (rc == 0 && strcmp(newest, path) != 0 &&
+    if (rc == 0 && newest_epoch > 0 && strcmp(newest, interrupted) != 0 &&
         (info.epoch != newest_epoch || info.batch != 0))
         rc = lo_fail(err, "%s: its metadata says epoch %d, batch %d", newest, info.epoch,
                      info.batch);
@@ -188,4 +168,40 @@ int resume_restore(run *r, int *complete, lo_error *err)
         snprintf(r->resumed, sizeof r->resumed, "%sresume: from %s (epoch %d done)\n", note,
                  newest, info.epoch);
     return 0;
+}
+
+int resume_restore(run *r, int *complete, lo_error *err)
+{
+    const run_config *cfg = r->cfg;
+    char path[CONFIG_PATH_MAX + 64];
+    run_dir_scan scan;
+    if (run_dir_read(cfg->output_dir, 1, &scan, err) < 0)
+        return -1;
+    if (scan.digits) /* the names the run has, whatever train.epochs is now */
+        r->ckpt_digits = scan.digits;
+    char *newest = scan.newest;
+    const int newest_epoch = scan.newest_epoch;
+    snprintf(path, sizeof path, "%s/" RUN_DIR_INTERRUPTED, cfg->output_dir);
+    if (scan.interrupted) {
+        int e, b;
+        if (peek_position(path, &e, &b, err) < 0)
+            return -1;
+        if (e > newest_epoch)
+            snprintf(newest, sizeof scan.newest, "%s", path);
+        else
+            unlink(path); /* an end-of-epoch checkpoint is further on */
+    }
+    *complete = 0;
+    if (!newest[0]) {
+        snprintf(r->resumed, sizeof r->resumed,
+                 "resume: no checkpoint in %s yet, starting from the beginning\n",
+                 cfg->output_dir);
+        return 0;
+    }
+    return restore_from(r, newest, newest_epoch, path, complete, err);
+}
+
+int resume_follow(run *r, const char *path, int *complete, lo_error *err)
+{
+    return restore_from(r, path, 0, "", complete, err);
 }

@@ -50,8 +50,9 @@ static void step_update(net *n, const optim_update *u)
 void step_train_with(net *n, const pass_ctx *p, int B, const optim_update *u, double *cost)
 {
     net_train_pass(n, p, B);
+    const int all = n->shared ? p->batch : B; /* shared: every process's samples */
     if (team_thread() == 0) /* after the pass's barrier: every sample's loss is there */
-        for (int b = 0; b < B; b++)
+        for (int b = 0; b < all; b++)
             *cost += n->sample_loss[b];
     step_update(n, u);
 }

@@ -17,6 +17,8 @@
 #include "atomic_file.h"
 #include "augment.h"
 #include "checkpoint.h"
+#include "dist.h"
+#include "dist_check.h"
 #include "optim.h"
 #include "regular_file.h"
 #include "report.h"
@@ -101,6 +103,10 @@ int train_patience_out(const run_config *cfg, const ckpt_info *history, int n)
     return cfg->train.patience > 0 && best > 0 && n - best >= cfg->train.patience;
 }
 
+/* Whether this process writes the run's files: the only one, or rank 0 of a job whose
+ * processes share the batches (docs/distributed.md); the others write nothing. */
+static int writes_files(void) { return dist_rank() == 0; }
+
 static int open_run(run *r, const run_config *cfg, lo_error *err)
 {
     const data_config *d = &cfg->data;
@@ -123,6 +129,7 @@ static int open_run(run *r, const run_config *cfg, lo_error *err)
         return -1;
     if (split_validation(r, err) < 0)
         return -1;
+    r->n.shared = dist_size() > 1; /* every batch shared among the job's processes */
     net_init_params(&r->n, &cfg->init, INIT_STREAM(cfg->seed));
     rng_seed(&r->shuffle, SHUFFLE_STREAM(cfg->seed));
     r->order = malloc((size_t)r->n_train * sizeof *r->order);
@@ -246,23 +253,29 @@ static epoch_end train_epoch(run *r, int epoch, int *batch, double *cost)
     TEAM_OMP("omp parallel")
     for (long k = k0; k < batches; k++) {
         if (team_thread() == 0) {
-            end = !isfinite(*cost) ? EPOCH_DIVERGED : stop_signal ? EPOCH_STOPPED : EPOCH_DONE;
+            r->stop = dist_flag(stop_signal); /* a job's processes stop after the same batch */
+            end = !isfinite(*cost) ? EPOCH_DIVERGED : r->stop ? EPOCH_STOPPED : EPOCH_DONE;
             done = k;
             if (k > k0 && end == EPOCH_DONE)
                 progress_update(&bar, k);
         }
         const int first = (int)(k * B), size = count - first < B ? count - first : B;
+        int mine = 0, held = size; /* this process's share of the batch */
+        if (r->n.shared)
+            dist_share(size, &mine, &held);
         if (augment)
             step_fill_augmented(&r->n, &r->train, &r->train_norm, &cfg->data.augment, cfg->seed,
-                                epoch, r->order + first, size, r->labels);
+                                epoch, r->order + first + mine, held, r->labels);
         else
-            step_fill(&r->n, &r->train, &r->train_norm, r->order + first, 0, size, r->labels);
+            step_fill(&r->n, &r->train, &r->train_norm, r->order + first + mine, 0, held,
+                      r->labels);
         if (end != EPOCH_DONE)
             break;
         const pass_ctx p = {.training = 1, .epoch = epoch, .seed = cfg->seed,
-                            .sample0 = (uint64_t)first, .batch = size, .labels = r->labels};
+                            .sample0 = (uint64_t)first, .batch = size, .first = mine,
+                            .labels = r->labels};
         const optim_update u = update_of(r, epoch, k, batches, step0 + (uint64_t)(k - k0) + 1);
-        step_train_with(&r->n, &p, size, &u, cost);
+        step_train_with(&r->n, &p, held, &u, cost);
     }
     if (end == EPOCH_DONE) { /* after the last batch */
         done = batches;
@@ -348,12 +361,14 @@ static int finish_epoch(run *r, int epoch, double cost, double started, lo_error
                   h->test_count);
     run_dir_ckpt_path(path, sizeof path, r->cfg->output_dir, r->ckpt_digits, epoch);
     ckpt_state st = state_of(r, epoch);
-    if (ckpt_save_state(path, &r->n, r->cfg, h, &st, err) < 0)
+    if (writes_files() && ckpt_save_state(path, &r->n, r->cfg, h, &st, err) < 0)
         return -1;
     snprintf(r->last_ckpt, sizeof r->last_ckpt, "%s", path);
     if (r->best_epoch == 0 || history_score(h) < history_score(&r->history[r->best_epoch - 1]))
         r->best_epoch = epoch;
     r->seconds[epoch - 1] = report_now() - started;
+    if (!writes_files())
+        return 0;
     if (write_run_files(r, epoch, err) < 0)
         return -1;
     snprintf(path, sizeof path, "%s/" RUN_DIR_INTERRUPTED, r->cfg->output_dir);
@@ -370,7 +385,7 @@ static int stop_mid_epoch(run *r, int epoch, int batch, int first_batch, double 
 {
     const run_config *cfg = r->cfg;
     long batches = (r->n_train + cfg->train.batch_size - 1) / cfg->train.batch_size;
-    int sig = stop_signal;
+    int sig = r->stop; /* the signal every process of a job agreed on */
     char path[CONFIG_PATH_MAX + 64];
     if (batch > first_batch) {
         if (!params_finite(&r->n)) {
@@ -381,7 +396,7 @@ static int stop_mid_epoch(run *r, int epoch, int batch, int first_batch, double 
                           .batch = batch};
         ckpt_state st = state_of(r, epoch - 1);
         snprintf(path, sizeof path, "%s/" RUN_DIR_INTERRUPTED, cfg->output_dir);
-        if (ckpt_save_state(path, &r->n, cfg, &info, &st, err) < 0)
+        if (writes_files() && ckpt_save_state(path, &r->n, cfg, &info, &st, err) < 0)
             return -1;
         report_printf(&r->log, "lenet-omp: %s: stopped in epoch %d after batch %d of %ld, "
                       "saved %s\n", signal_name(sig), epoch, batch, batches, path);
@@ -444,9 +459,83 @@ static void print_header(run *r, int threads)
     if (r->log.log)
         net_print_table(&r->n, r->log.log);
     net_print_table(&r->n, stdout);
+    if (dist_size() > 1) {
+        const int B = cfg->train.batch_size, R = dist_size(), fewest = B / R;
+        char share[32];
+        if (B % R)
+            snprintf(share, sizeof share, "%d-%d", fewest, fewest + 1);
+        else
+            snprintf(share, sizeof share, "%d", fewest);
+        report_printf(&r->log, "processes: %d (MPI), each with %s of every batch of %d; rank 0 "
+                      "writes the run\n", R, share, B);
+    }
     report_printf(&r->log, "output: %s\n", cfg->output_dir);
     if (r->resumed[0])
         report_printf(&r->log, "%s", r->resumed);
+}
+
+/* A job of several processes (docs/distributed.md): every process must run the same build on
+ * the same config, data and network, and, once restored (state), from the same weights,
+ * optimiser state, position and shuffle. Compared with rank 0's; 0 or -1 on every process. */
+static int same_job(run *r, int state, lo_error *err)
+{
+    dist_check c;
+    if (dist_size() == 1)
+        return 0;
+    dist_check_begin(&c);
+    dist_check_config(&c, r->cfg);
+    dist_check_set(&c, "training set", &r->train, r->cfg->data.train_images);
+    dist_check_set(&c, "test set", &r->test, r->cfg->data.test_images);
+    dist_check_net(&c, &r->n, state);
+    if (state) {
+        const double where[3] = {r->next_epoch, r->start_batch, r->start_cost};
+        dist_check_add(&c, "training state", where, sizeof where, "epoch %d, batch %d, cost "
+                       "%.17g", r->next_epoch, r->start_batch, r->start_cost);
+        dist_check_add(&c, "shuffle", r->order, (size_t)r->n_train * sizeof *r->order,
+                       "the epoch's order of %d images", r->n_train);
+        dist_check_add(&c, "optimizer steps", &r->opt_step, sizeof r->opt_step, "%llu",
+                       (unsigned long long)r->opt_step);
+        if (r->velocity)
+            dist_check_add(&c, "momentum", r->velocity, r->n.n_params * sizeof(float),
+                           "%zu floats", r->n.n_params);
+        if (r->exp_avg) {
+            dist_check_add(&c, "adam first moments", r->exp_avg, r->n.n_params * sizeof(float),
+                           "%zu floats", r->n.n_params);
+            dist_check_add(&c, "adam second moments", r->exp_avg_sq,
+                           r->n.n_params * sizeof(float), "%zu floats", r->n.n_params);
+        }
+    }
+    return dist_check_same(&c, err);
+}
+
+/* The run directory (prepare_output) on the process that writes it; the others of a job then
+ * restore the checkpoint it resumed from (resume_follow: the directory must be readable on
+ * their hosts too), and every process's state is compared (same_job). */
+static int share_output(run *r, int resume, int *complete, lo_error *err)
+{
+    if (!writes_files())
+        report_open(&r->log, NULL);
+    int rc = writes_files() ? prepare_output(r, resume, complete, err) : 0;
+    if (dist_size() == 1)
+        return rc;
+    if (dist_agree(rc, err) < 0)
+        return -1;
+    struct {
+        int complete, resumed;
+        char path[sizeof r->last_ckpt];
+    } from = {*complete, r->last_ckpt[0] != '\0', ""};
+    snprintf(from.path, sizeof from.path, "%s", r->last_ckpt);
+    dist_bcast(&from, sizeof from, 0);
+    *complete = from.complete;
+    if (*complete)
+        return 0;
+    if (!writes_files() && from.resumed) {
+        int done;
+        rc = resume_follow(r, from.path, &done, err);
+    }
+    if (dist_agree(rc, err) < 0)
+        return -1;
+    return same_job(r, 1, err);
 }
 
 /* The epochs from r->next_epoch on. Returns 0, -1, TRAIN_DIVERGED or 128 + a signal. */
@@ -484,15 +573,16 @@ static int train_epochs(run *r, lo_error *err)
             diverged(r, epoch, where, "a parameter is NaN or Inf", err);
             return TRAIN_DIVERGED;
         }
-        if (finish_epoch(r, epoch, cost, started, err) < 0)
+        if (dist_agree(finish_epoch(r, epoch, cost, started, err), err) < 0)
             return -1;
         report_printf(&r->log, "---------- epoch %d end ------------\n", epoch);
-        if (stop_signal) {
+        const int sig = dist_max(stop_signal); /* any process's */
+        if (sig) {
             report_printf(&r->log, "lenet-omp: %s: stopped after epoch %d, saved %s\n",
-                          signal_name(stop_signal), epoch, r->last_ckpt);
+                          signal_name(sig), epoch, r->last_ckpt);
             if (epoch < cfg->train.epochs)
                 report_printf(&r->log, "resume with: lenet-omp resume %s\n", cfg->output_dir);
-            return 128 + stop_signal;
+            return 128 + sig;
         }
         if (epoch < cfg->train.epochs && train_patience_out(cfg, r->history, epoch)) {
             const ckpt_info *b = &r->history[r->best_epoch - 1];
@@ -510,18 +600,20 @@ int train_run(const run_config *cfg, int resume, lo_error *err)
     run r;
     int complete = 0;
     int threads = train_set_threads(cfg->threads);
-    int rc = open_run(&r, cfg, err);
+    int rc = dist_agree(open_run(&r, cfg, err), err); /* one process failed: all stop */
     if (rc == 0)
-        rc = prepare_output(&r, resume, &complete, err);
+        rc = same_job(&r, 0, err);
+    if (rc == 0)
+        rc = share_output(&r, resume, &complete, err);
     if (rc == 0 && !complete && resume && train_patience_out(cfg, r.history, r.epochs_done) &&
-        r.start_batch == 0) {
+        r.start_batch == 0) { /* the same history on every process of a job */
         report_printf(&r.log, "resume: the run stopped early after epoch %d (patience %d): "
                       "nothing to train\n", r.epochs_done, cfg->train.patience);
         complete = 1;
     }
     if (rc == 0 && complete) {
         /* A kill between the last checkpoint and the files after it left those stale. */
-        if (r.epochs_done > 0 && write_run_files(&r, r.epochs_done, err) < 0)
+        if (writes_files() && r.epochs_done > 0 && write_run_files(&r, r.epochs_done, err) < 0)
             rc = -1;
         close_run(&r);
         return rc;
@@ -537,7 +629,8 @@ int train_run(const run_config *cfg, int resume, lo_error *err)
     }
     if (rc == 0) {
         report_printf(&r.log, "Total time used: %.3f sec\n", report_now() - start);
-        rc = retest_best(&r, err);
+        if (writes_files())
+            rc = retest_best(&r, err);
     }
     if ((rc < 0 || rc == TRAIN_DIVERGED) && r.log.log) /* stderr gets it from the caller */
         fprintf(r.log.log, "lenet-omp: %s\n", err->msg);

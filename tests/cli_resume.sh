@@ -10,19 +10,6 @@ set -euo pipefail
 bin=$(realpath "$1") make_idx=$(realpath "$2")
 source "$(dirname "$0")/lib.sh"
 quiet() { "$@" > /dev/null; } # for check: a command's output, not check's, to /dev/null
-# Every epoch checkpoint of two run directories is identical, byte for byte.
-same_run() { # same_run DIR_A DIR_B
-    local f ok=0
-    for f in "$1"/epoch-*.safetensors; do
-        cmp -s "$f" "$2/$(basename "$f")" || { echo "  differs: $(basename "$f")"; ok=1; }
-    done
-    [ "$(ls "$1"/epoch-*.safetensors | wc -l)" -eq "$(ls "$2"/epoch-*.safetensors | wc -l)" ] &&
-        return $ok
-}
-# metrics.csv without the seconds column (timings differ).
-results() { cut -d, -f1-5,7- "$1/metrics.csv"; }
-# Waits (up to 60 s) until file $1 exists.
-wait_for() { for _ in $(seq 600); do [ -e "$1" ] && return 0; sleep 0.1; done; return 1; }
 
 "$make_idx" "$tmp" 48000 200 7
 small_config "$tmp/small.cfg" small 3 '{ epochs = 3; batch_size = 7; momentum = 0.9;

@@ -14,46 +14,8 @@ set -euo pipefail
 bin=$(realpath "$1") make_idx=$(realpath "$2") tests_dir=$(realpath "$3")
 source "$(dirname "$0")/lib.sh"
 quiet() { "$@" > /dev/null; }
-same_run() { # same_run DIR_A DIR_B: every epoch checkpoint identical, byte for byte
-    local f ok=0
-    for f in "$1"/epoch-*.safetensors; do
-        cmp -s "$f" "$2/$(basename "$f")" || { echo "  differs: $(basename "$f")"; ok=1; }
-    done
-    [ "$(ls "$1"/epoch-*.safetensors | wc -l)" -eq "$(ls "$2"/epoch-*.safetensors | wc -l)" ] &&
-        return $ok
-}
-results() { cut -d, -f1-5,7- "$1/metrics.csv"; } # metrics.csv without the seconds
-wait_for() { for _ in $(seq 600); do [ -e "$1" ] && return 0; sleep 0.1; done; return 1; }
 
 "$make_idx" "$tmp" 4000 300 11 > /dev/null
-# toolkit_config FILE NAME PATIENCE SCHEDULE [OPTIMIZER]
-toolkit_config() {
-    local opt=${5:-'optimizer = "adamw"; weight_decay = 0.01; beta1 = 0.85;'}
-    cat > "$1" <<CFG
-name = "$2";
-seed = 5;
-data = { train_images = "$tmp/train-images.idx"; train_labels = "$tmp/train-labels.idx";
-         test_images = "$tmp/test-images.idx"; test_labels = "$tmp/test-labels.idx";
-         validation = 700;
-         augment = { shift = 2; rotate = 10; scale = 0.1; elastic_alpha = 20; elastic_sigma = 3; }; };
-layers = ( { type = "conv"; name = "C1"; filters = 6; kernel = 5; stride = 2; },
-           { type = "batchnorm"; name = "BN1"; },
-           { type = "relu"; },
-           { type = "maxpool"; size = 2; },
-           { type = "conv"; name = "C2"; filters = 8; kernel = 3; pad = 1; },
-           { type = "batchnorm"; name = "BN2"; momentum = 0.2; },
-           { type = "leaky_relu"; slope = 0.05; },
-           { type = "dropout"; rate = 0.2; },
-           { type = "dense"; name = "F"; units = 24; },
-           { type = "batchnorm"; name = "BN3"; },
-           { type = "relu"; },
-           { type = "dropout"; rate = 0.3; },
-           { type = "dense"; name = "OUT"; units = 10; },
-           { type = "softmax_xent"; label_smoothing = 0.1; } );
-train = { epochs = 3; batch_size = 13; $opt patience = $3;
-          schedule = ( $4 ); };
-CFG
-}
 toolkit_config "$tmp/all.cfg" all 5 '{ epochs = 1; lr = 0.0002; end_lr = 0.003; curve = "linear"; },
                        { epochs = 2; lr = 0.003; end_lr = 0.00001; curve = "cosine"; }'
 run=$tmp/run # every run uses this --output, so the stored config texts are the same

@@ -163,9 +163,126 @@ static void test_blocks_and_fold(void **state)
     assert_int_equal(s.node[3].index, 2);
 }
 
+/* Sorted random cuts of [lo, hi) into k ranges: cut[0] = lo, cut[k] = hi; empty ranges
+ * allowed. */
+static void random_cuts(rng *r, int lo, int hi, int k, int *cut)
+{
+    cut[0] = lo;
+    cut[k] = hi;
+    for (int t = 1; t < k; t++)
+        cut[t] = lo + (int)rng_below(r, (uint32_t)(hi - lo) + 1);
+    for (int a = 1; a < k; a++)
+        for (int b = a + 1; b < k; b++)
+            if (cut[b] < cut[a]) {
+                int x = cut[a];
+                cut[a] = cut[b];
+                cut[b] = x;
+            }
+}
+
+/* gt_range_blocks is what one worker holding [lo, hi) ends with. */
+static void test_range_blocks(void **state)
+{
+    (void)state;
+    float buf[40 * 1];
+    for (int lo = 0; lo < 70; lo++)
+        for (int hi = lo; hi <= 70; hi++) {
+            gt_stack s;
+            gt_node node[GT_MAX_NODES];
+            gt_init(&s, buf, gt_buffers_for(70), 1);
+            for (int n = lo; n < hi; n++) {
+                *gt_leaf(&s) = 1.0f;
+                gt_push(&s, n);
+            }
+            const int m = gt_range_blocks(lo, hi, node);
+            assert_int_equal(m, s.n);
+            for (int i = 0; i < m; i++) {
+                assert_int_equal(node[i].level, s.node[i].level);
+                assert_int_equal(node[i].index, s.node[i].index);
+            }
+        }
+    gt_node node[GT_MAX_NODES];
+    assert_int_equal(gt_range_blocks(5, 5, node), 0);
+    assert_int_equal(gt_range_blocks(85, 170, node), 7); /* 85, 86-87, 88-95, 96-127, ... */
+    assert_int_equal(node[3].level, 5);
+    assert_int_equal(node[3].index, 3);
+}
+
+/* A batch shared among processes, each sharing its range among threads: each process's
+ * threads combine into its node list (gt_combine_nodes, not folded: the nodes of
+ * gt_range_blocks), the lists are copied out (as sent to the others), appended in process
+ * order (gt_push_node) and folded: the bits of one worker holding the whole batch, for any
+ * cuts, also when element slices are combined separately. */
+static void test_process_nodes_same_bits(void **state)
+{
+    (void)state;
+    rng r;
+    rng_seed(&r, 17);
+    fill_values(23);
+    const int nb = gt_buffers_for(MAX_B);
+    float *buffers = calloc((size_t)4 * nb * LEN, sizeof(float));
+    float *sent = calloc((size_t)5 * GT_MAX_NODES * LEN, sizeof(float));
+    assert_non_null(buffers);
+    assert_non_null(sent);
+    for (int B = 1; B <= MAX_B; B++) {
+        float want[LEN];
+        for (int j = 0; j < LEN; j++)
+            want[j] = reference(B, j);
+        for (int trial = 0; trial < 10; trial++) {
+            const int procs = 1 + (int)rng_below(&r, 5);
+            int pcut[6];
+            random_cuts(&r, 0, B, procs, pcut);
+            const size_t split = rng_below(&r, LEN + 1);
+            const size_t offs[2] = {0, split}, lens[2] = {split, LEN - split};
+            float got[LEN];
+            for (int part = 0; part < 2; part++) {
+                gt_node all[GT_MAX_NODES + 1];
+                int n_all = 0;
+                float *out = sent;
+                for (int q = 0; q < procs; q++) {
+                    const int threads = 1 + (int)rng_below(&r, 4);
+                    int tcut[5];
+                    gt_stack stacks[4];
+                    random_cuts(&r, pcut[q], pcut[q + 1], threads, tcut);
+                    for (int t = 0; t < threads; t++) {
+                        gt_init(&stacks[t], buffers + (size_t)t * nb * LEN, nb, LEN);
+                        for (int n = tcut[t]; n < tcut[t + 1]; n++) {
+                            memcpy(gt_leaf(&stacks[t]), values[n], sizeof values[n]);
+                            gt_push(&stacks[t], n);
+                        }
+                    }
+                    gt_node mine[GT_MAX_NODES + 1], expect[GT_MAX_NODES];
+                    const int m = gt_combine_nodes(stacks, threads, offs[part], lens[part], mine);
+                    assert_int_equal(m, gt_range_blocks(pcut[q], pcut[q + 1], expect));
+                    for (int i = 0; i < m; i++) {
+                        assert_int_equal(mine[i].level, expect[i].level);
+                        assert_int_equal(mine[i].index, expect[i].index);
+                        memcpy(out, mine[i].data, lens[part] * sizeof(float));
+                        gt_push_node(all, &n_all, (gt_node){mine[i].level, mine[i].index, out},
+                                     lens[part]);
+                        out += LEN;
+                    }
+                }
+                float *blocks[GT_MAX_NODES + 1];
+                gt_node whole[GT_MAX_NODES];
+                assert_int_equal(n_all, gt_blocks(B, whole));
+                for (int i = 0; i < n_all; i++)
+                    blocks[i] = all[i].data;
+                if (lens[part])
+                    gt_fold(blocks, n_all, lens[part], got + offs[part]);
+            }
+            assert_memory_equal(got, want, sizeof want);
+        }
+    }
+    free(buffers);
+    free(sent);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_range_blocks),
+        cmocka_unit_test(test_process_nodes_same_bits),
         cmocka_unit_test(test_any_sharing_same_bits),
         cmocka_unit_test(test_tree_is_not_linear),
         cmocka_unit_test(test_blocks_and_fold),
