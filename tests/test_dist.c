@@ -15,16 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "config.h"
 #include "dist.h"
 #include "net.h"
 #include "optim.h"
 #include "rng.h"
 #include "team.h"
+#include "test_kinds.h"
 #include "vec16.h"
 
 static void fail(const char *what, const char *net_name, int B, int threads)
@@ -35,301 +32,22 @@ static void fail(const char *what, const char *net_name, int B, int threads)
     dist_abort(1, msg);
 }
 
-/* ---- test kinds: a per-channel scale y = w[c] x + b[c] (as tests/test_net.c) ---- */
-
-static int scale_setup(layer *l, lo_error *err)
-{
-    (void)err;
-    l->out = l->in;
-    l->n_weight = (size_t)l->in.c;
-    l->n_bias = (size_t)l->in.c;
-    l->weight_ndim = 1;
-    l->weight_shape[0] = l->in.c;
-    l->fan_in = 1;
-    l->fan_out = 1;
-    return 0;
-}
-
-static size_t plane_of(const layer *l) { return (size_t)l->in.h * l->in.w; }
-
-static void scale_apply(const layer *l, const float *in, float *out, int n0, int n1, int c0,
-                        int c1)
-{
-    for (int n = n0; n < n1; n++)
-        for (int c = c0; c < c1; c++) {
-            const size_t at = ((size_t)n * l->in.c + c) * plane_of(l);
-            for (size_t i = 0; i < plane_of(l); i++)
-                out[at + i] = ku_fma(l->bias[c], l->weight[c], in[at + i]);
-        }
-}
-
-static void scale_din(const layer *l, const float *dout, float *din, int n0, int n1, int c0,
-                      int c1)
-{
-    for (int n = n0; n < n1; n++)
-        for (int c = c0; c < c1; c++) {
-            const size_t at = ((size_t)n * l->in.c + c) * plane_of(l);
-            for (size_t i = 0; i < plane_of(l); i++)
-                din[at + i] = l->weight[c] * dout[at + i];
-        }
-}
-
-static void scale_leaf(const layer *l, const float *in, const float *dout, int n, int c,
-                       float *dw, float *db)
-{
-    const size_t at = ((size_t)n * l->in.c + c) * plane_of(l);
-    float w = 0.0f, b = 0.0f;
-    for (size_t i = 0; i < plane_of(l); i++) {
-        w = ku_fma(w, dout[at + i], in[at + i]);
-        b += dout[at + i];
-    }
-    *dw = w;
-    *db = b;
-}
-
-/* No split declared: whole batch on one thread, the gradient added by backward. */
-static void naive_forward(const layer *l, const pass_ctx *p, const float *in, float *out,
-                          int lo, int hi)
-{
-    (void)p;
-    scale_apply(l, in, out, lo, hi, 0, l->in.c);
-}
-
-static void naive_backward(layer *l, const pass_ctx *p, const float *in, const float *out,
-                           const float *dout, float *din, int lo, int hi)
-{
-    (void)p;
-    (void)out;
-    for (int n = lo; n < hi; n++)
-        for (int c = 0; c < l->in.c; c++) {
-            float dw, db;
-            scale_leaf(l, in, dout, n, c, &dw, &db);
-            l->dweight[c] += dw;
-            l->dbias[c] += db;
-        }
-    if (din)
-        scale_din(l, dout, din, lo, hi, 0, l->in.c);
-}
-
-static const layer_ops naive_ops = {
-    .kind = "naive_scale",
-    .setup = scale_setup,
-    .forward = naive_forward,
-    .backward = naive_backward,
-};
-
-static layer_split rows_split(const layer *l, layer_phase phase, int training)
-{
-    (void)l;
-    (void)phase;
-    (void)training;
-    return LAYER_BY_ROWS;
-}
-
-static void rows_forward(const layer *l, const pass_ctx *p, const float *in, float *out, int lo,
-                         int hi)
-{
-    scale_apply(l, in, out, 0, p->samples, lo, hi);
-}
-
-static void rows_backward(layer *l, const pass_ctx *p, const float *in, const float *out,
-                          const float *dout, float *din, int lo, int hi)
-{
-    (void)in;
-    (void)out;
-    if (din)
-        scale_din(l, dout, din, 0, p->samples, lo, hi);
-}
-
-/* The perfect tree over [n0, n1) by a binary counter (n1 - n0 a power of two). */
-static void rows_grad(const layer *l, const pass_ctx *p, const float *in, const float *out,
-                      const float *dout, int n0, int n1, int r0, int r1, float *dw, float *db)
-{
-    (void)p;
-    (void)out;
-    for (int c = r0; c < r1; c++) {
-        float sw[32], sb[32];
-        int depth = 0;
-        for (int i = 0; i < n1 - n0; i++) {
-            scale_leaf(l, in, dout, n0 + i, c, &sw[depth], &sb[depth]);
-            depth++;
-            for (int k = i; k & 1; k >>= 1, depth--) {
-                sw[depth - 2] += sw[depth - 1];
-                sb[depth - 2] += sb[depth - 1];
-            }
-        }
-        dw[c] = sw[0];
-        db[c] = sb[0];
-    }
-}
-
-static const layer_ops rows_ops = {
-    .kind = "rows_scale",
-    .setup = scale_setup,
-    .split = rows_split,
-    .forward = rows_forward,
-    .backward = rows_backward,
-    .grad_rows = rows_grad,
-};
-
-static layer_split sample_split(const layer *l, layer_phase phase, int training)
-{
-    (void)l;
-    (void)phase;
-    (void)training;
-    return LAYER_BY_SAMPLE;
-}
-
-/* Batch statistics (mean, then 1 / sqrt(var + 1e-5) per channel, over p->batch samples),
- * its gradient finished before its backward, as batchnorm trains. */
-static int bstat_phases(const layer *l, int training)
-{
-    (void)l;
-    return training ? 2 : 0;
-}
-
-static size_t bstat_floats(const layer *l) { return (size_t)l->in.c; }
-
-static float bstat_xhat(const layer *l, const float *in, size_t at, int c)
-{
-    return (in[at] - l->stat[c]) * l->stat[l->in.c + c];
-}
-
-static void bstat_sample(const layer *l, const pass_ctx *p, const float *in, int n, int phase,
-                         float *leaf)
-{
-    (void)p;
-    for (int c = 0; c < l->in.c; c++) {
-        const float *x = in + ((size_t)n * l->in.c + c) * plane_of(l);
-        float s = 0.0f;
-        for (size_t i = 0; i < plane_of(l); i++)
-            s += phase == 0 ? x[i] : (x[i] - l->stat[c]) * (x[i] - l->stat[c]);
-        leaf[c] = s;
-    }
-}
-
-static void bstat_done(layer *l, const pass_ctx *p, int phase, size_t e0, size_t e1)
-{
-    const float count = (float)p->batch * (float)plane_of(l);
-    float *v = l->stat + (size_t)phase * (size_t)l->in.c;
-    for (size_t c = e0; c < e1; c++)
-        v[c] = phase == 0 ? v[c] / count : 1.0f / sqrtf(v[c] / count + 1e-5f);
-}
-
-static void bstat_forward(const layer *l, const pass_ctx *p, const float *in, float *out, int lo,
-                          int hi)
-{
-    (void)p;
-    for (int n = lo; n < hi; n++)
-        for (int c = 0; c < l->in.c; c++)
-            for (size_t i = 0; i < plane_of(l); i++) {
-                const size_t at = ((size_t)n * l->in.c + c) * plane_of(l) + i;
-                out[at] = ku_fma(l->bias[c], l->weight[c], bstat_xhat(l, in, at, c));
-            }
-}
-
-static void bstat_grad(const layer *l, const pass_ctx *p, const float *in, const float *out,
-                       const float *dout, int n, float *dw, float *db)
-{
-    (void)p;
-    (void)out;
-    for (int c = 0; c < l->in.c; c++) {
-        float w = 0.0f, b = 0.0f;
-        for (size_t i = 0; i < plane_of(l); i++) {
-            const size_t at = ((size_t)n * l->in.c + c) * plane_of(l) + i;
-            w = ku_fma(w, dout[at], bstat_xhat(l, in, at, c));
-            b += dout[at];
-        }
-        dw[c] = w;
-        db[c] = b;
-    }
-}
-
-static void bstat_backward(layer *l, const pass_ctx *p, const float *in, const float *out,
-                           const float *dout, float *din, int lo, int hi)
-{
-    (void)out;
-    if (!din)
-        return;
-    const float count = (float)p->batch * (float)plane_of(l);
-    for (int n = lo; n < hi; n++)
-        for (int c = 0; c < l->in.c; c++) {
-            const float k = l->weight[c] * l->stat[l->in.c + c] / count;
-            for (size_t i = 0; i < plane_of(l); i++) {
-                const size_t at = ((size_t)n * l->in.c + c) * plane_of(l) + i;
-                din[at] = k * (count * dout[at] - l->dbias[c] -
-                               bstat_xhat(l, in, at, c) * l->dweight[c]);
-            }
-        }
-}
-
-static const layer_ops bstat_ops = {
-    .kind = "batch_stat",
-    .setup = scale_setup,
-    .split = sample_split,
-    .forward = bstat_forward,
-    .backward = bstat_backward,
-    .grad_sample = bstat_grad,
-    .stat_phases = bstat_phases,
-    .stat_floats = bstat_floats,
-    .stat_sample = bstat_sample,
-    .stat_done = bstat_done,
-    .grad_first = 1,
-};
-
 /* ---- networks ---- */
-
-static const char *small_net =
-    "name = \"small\";\n"
-    "layers = ( { type = \"conv\"; name = \"a\"; filters = 3; kernel = 3; pad = 1; },\n"
-    "  { type = \"tanh\"; },\n"
-    "  { type = \"maxpool\"; size = 2; },\n"
-    "  { type = \"conv\"; name = \"b\"; filters = 4; kernel = 2; stride = 2; },\n"
-    "  { type = \"relu\"; },\n"
-    "  { type = \"avgpool\"; size = 2; stride = 1; },\n"
-    "  { type = \"dense\"; name = \"c\"; units = 6; },\n"
-    "  { type = \"sigmoid\"; },\n"
-    "  { type = \"dense\"; name = \"d\"; units = 5; },\n"
-    "  { type = \"softmax_xent\"; } );\n"
-    "train = { epochs = 1; batch_size = 3; schedule = ( { epochs = 1; lr = 0.1; } ); };\n";
-
-/* A conv net with a stand-in ("probe") that a test kind replaces. */
-static const char *probe_net =
-    "name = \"probe\";\n"
-    "layers = ( { type = \"conv\"; name = \"a\"; filters = 4; kernel = 3; pad = 1; },\n"
-    "  { type = \"relu\"; name = \"probe\"; },\n"
-    "  { type = \"maxpool\"; size = 2; },\n"
-    "  { type = \"dense\"; name = \"d\"; units = 5; },\n"
-    "  { type = \"softmax_xent\"; } );\n"
-    "train = { epochs = 1; batch_size = 8; schedule = ( { epochs = 1; lr = 0.1; } ); };\n";
 
 static void load(run_config *cfg, const char *text, const layer_ops *probe)
 {
     lo_error err;
     if (config_load_string(cfg, text, "test", &err) < 0)
         dist_abort(1, err.msg);
-    for (int i = 0; probe && i < cfg->n_layers; i++)
-        if (strcmp(cfg->layers[i].name, "probe") == 0)
-            cfg->layers[i].ops = probe;
+    if (probe)
+        test_use_probe(cfg, probe);
 }
 
 static void load_lenet(run_config *cfg)
 {
     lo_error err;
-    char path[4096];
-    const char *root = getenv("LENET_SOURCE_ROOT");
-    snprintf(path, sizeof path, "%s/configs/lenet5.cfg", root ? root : ".");
-    if (config_load_file(cfg, path, NULL, 0, &err) < 0)
+    if (test_load_lenet(cfg, &err) < 0)
         dist_abort(1, err.msg);
-}
-
-static void set_threads(int threads)
-{
-#ifdef _OPENMP
-    omp_set_num_threads(threads);
-#else
-    (void)threads;
-#endif
 }
 
 /* ---- training a few steps, the batch whole or shared ---- */
@@ -358,7 +76,7 @@ static result train(const run_config *cfg, shape3 in, int B, int threads, int sh
     float *input = malloc((size_t)MAX_B * shape3_size(in) * sizeof *input);
     if (!velocity || !input)
         dist_abort(1, "out of memory");
-    set_threads(threads);
+    test_set_threads(threads);
     rng r;
     rng_seed(&r, 5);
     for (int step = 0; step < STEPS; step++) {
@@ -397,7 +115,7 @@ static result train(const run_config *cfg, shape3 in, int B, int threads, int sh
     free(velocity);
     free(input);
     net_free(&n);
-    set_threads(team_max());
+    test_set_threads(team_max());
     return res;
 }
 
@@ -451,16 +169,16 @@ int main(int argc, char **argv)
     load_lenet(&cfg);
     expect_same("lenet5", &cfg, (shape3){1, 32, 32}, 1);
     config_free(&cfg);
-    load(&cfg, small_net, NULL);
+    load(&cfg, test_small_net, NULL);
     expect_same("small (every kind)", &cfg, (shape3){1, 11, 13}, 1);
     config_free(&cfg);
-    load(&cfg, probe_net, &rows_ops);
+    load(&cfg, test_probe_net, &test_rows_ops);
     expect_same("row kernels", &cfg, (shape3){1, 6, 7}, 1);
     config_free(&cfg);
-    load(&cfg, probe_net, &bstat_ops);
+    load(&cfg, test_probe_net, &test_bstat_ops);
     expect_same("batch statistics", &cfg, (shape3){1, 6, 7}, 1);
     config_free(&cfg);
-    load(&cfg, probe_net, &naive_ops);
+    load(&cfg, test_probe_net, &test_naive_ops);
     expect_same("a kind adding its own gradient", &cfg, (shape3){1, 6, 7}, 0);
     config_free(&cfg);
     dist_finalize();

@@ -17,10 +17,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "checkpoint.h"
 #include "config.h"
 #include "gradcheck.h"
@@ -28,23 +24,9 @@
 #include "optim.h"
 #include "rng.h"
 #include "safetensors.h"
+#include "test_kinds.h"
 #include "team.h"
 #include "vec16.h"
-
-/* Every kind once, on an awkward input (1x11x13, batch 3). */
-static const char *small_net =
-    "name = \"small\";\n"
-    "layers = ( { type = \"conv\"; name = \"a\"; filters = 3; kernel = 3; pad = 1; },\n"
-    "  { type = \"tanh\"; },\n"
-    "  { type = \"maxpool\"; size = 2; },\n"
-    "  { type = \"conv\"; name = \"b\"; filters = 4; kernel = 2; stride = 2; },\n"
-    "  { type = \"relu\"; },\n"
-    "  { type = \"avgpool\"; size = 2; stride = 1; },\n"
-    "  { type = \"dense\"; name = \"c\"; units = 6; },\n"
-    "  { type = \"sigmoid\"; },\n"
-    "  { type = \"dense\"; name = \"d\"; units = 5; },\n"
-    "  { type = \"softmax_xent\"; } );\n"
-    "train = { epochs = 1; batch_size = 3; schedule = ( { epochs = 1; lr = 0.1; } ); };\n";
 
 /* The toolkit's kinds on the same input: batchnorm per channel (a relu fused into it) and
  * per unit, leaky_relu, dropout, label smoothing. */
@@ -86,300 +68,6 @@ static const char *toolkit_smooth =
     "  { type = \"softmax_xent\"; label_smoothing = 0.1; } );\n"
     "train = { epochs = 1; batch_size = 3; schedule = ( { epochs = 1; lr = 0.1; } ); };\n";
 
-/* A conv net with a stand-in layer ("probe", a relu in the config) that the tests replace by
- * one of the test kinds below. */
-static const char *probe_net =
-    "name = \"probe\";\n"
-    "layers = ( { type = \"conv\"; name = \"a\"; filters = 4; kernel = 3; pad = 1; },\n"
-    "  { type = \"relu\"; name = \"probe\"; },\n"
-    "  { type = \"maxpool\"; size = 2; },\n"
-    "  { type = \"dense\"; name = \"d\"; units = 5; },\n"
-    "  { type = \"softmax_xent\"; } );\n"
-    "train = { epochs = 1; batch_size = 8; schedule = ( { epochs = 1; lr = 0.1; } ); };\n";
-
-/* ---- test kinds: a per-channel scale y = w[c] x + b[c], written three ways ---- */
-
-static int scale_setup(layer *l, lo_error *err)
-{
-    (void)err;
-    l->out = l->in;
-    l->n_weight = (size_t)l->in.c;
-    l->n_bias = (size_t)l->in.c;
-    l->weight_ndim = 1;
-    l->weight_shape[0] = l->in.c;
-    l->fan_in = 1;
-    l->fan_out = 1;
-    return 0;
-}
-
-/* Channels [c0, c1) of samples [n0, n1). */
-static void scale_apply(const layer *l, const float *in, float *out, int n0, int n1, int c0,
-                        int c1)
-{
-    const size_t plane = (size_t)l->in.h * l->in.w;
-    for (int n = n0; n < n1; n++)
-        for (int c = c0; c < c1; c++) {
-            const size_t at = ((size_t)n * l->in.c + c) * plane;
-            for (size_t i = 0; i < plane; i++)
-                out[at + i] = ku_fma(l->bias[c], l->weight[c], in[at + i]);
-        }
-}
-
-static void scale_din(const layer *l, const float *dout, float *din, int n0, int n1, int c0,
-                      int c1)
-{
-    const size_t plane = (size_t)l->in.h * l->in.w;
-    for (int n = n0; n < n1; n++)
-        for (int c = c0; c < c1; c++) {
-            const size_t at = ((size_t)n * l->in.c + c) * plane;
-            for (size_t i = 0; i < plane; i++)
-                din[at + i] = l->weight[c] * dout[at + i];
-        }
-}
-
-/* Sample n's gradient of channel c: dw = sum of dout * x, db = sum of dout over the plane. */
-static void scale_leaf(const layer *l, const float *in, const float *dout, int n, int c,
-                       float *dw, float *db)
-{
-    const size_t plane = (size_t)l->in.h * l->in.w, at = ((size_t)n * l->in.c + c) * plane;
-    float w = 0.0f, b = 0.0f;
-    for (size_t i = 0; i < plane; i++) {
-        w = ku_fma(w, dout[at + i], in[at + i]);
-        b += dout[at + i];
-    }
-    *dw = w;
-    *db = b;
-}
-
-/* The plain way: no split declared (the whole batch on one thread), the parameter gradient
- * added by backward, samples in order. */
-static void naive_forward(const layer *l, const pass_ctx *p, const float *in, float *out, int lo,
-                          int hi)
-{
-    (void)p;
-    scale_apply(l, in, out, lo, hi, 0, l->in.c);
-}
-
-static void naive_backward(layer *l, const pass_ctx *p, const float *in, const float *out,
-                           const float *dout, float *din, int lo, int hi)
-{
-    (void)p;
-    (void)out;
-    for (int n = lo; n < hi; n++)
-        for (int c = 0; c < l->in.c; c++) {
-            float dw, db;
-            scale_leaf(l, in, dout, n, c, &dw, &db);
-            l->dweight[c] += dw;
-            l->dbias[c] += db;
-        }
-    if (din)
-        scale_din(l, dout, din, lo, hi, 0, l->in.c);
-}
-
-static const layer_ops naive_ops = {
-    .kind = "naive_scale",
-    .setup = scale_setup,
-    .forward = naive_forward,
-    .backward = naive_backward,
-};
-
-/* By rows: forward and input gradient split the channels; the parameter gradient of a
- * block of the tree, added up by the kernel itself in gradtree.h's order. */
-static layer_split rows_split(const layer *l, layer_phase phase, int training)
-{
-    (void)l;
-    (void)phase;
-    (void)training;
-    return LAYER_BY_ROWS;
-}
-
-static void rows_forward(const layer *l, const pass_ctx *p, const float *in, float *out, int lo,
-                         int hi)
-{
-    scale_apply(l, in, out, 0, p->samples, lo, hi);
-}
-
-static void rows_backward(layer *l, const pass_ctx *p, const float *in, const float *out,
-                          const float *dout, float *din, int lo, int hi)
-{
-    (void)in;
-    (void)out;
-    if (din)
-        scale_din(l, dout, din, 0, p->samples, lo, hi);
-}
-
-static void rows_grad(const layer *l, const pass_ctx *p, const float *in, const float *out,
-                      const float *dout, int n0, int n1, int r0, int r1, float *dw, float *db)
-{
-    (void)p;
-    (void)out;
-    for (int c = r0; c < r1; c++) {
-        float sw[32], sb[32]; /* the perfect tree over [n0, n1) by a binary counter */
-        int depth = 0;
-        for (int i = 0; i < n1 - n0; i++) {
-            scale_leaf(l, in, dout, n0 + i, c, &sw[depth], &sb[depth]);
-            depth++;
-            for (int k = i; k & 1; k >>= 1, depth--) {
-                sw[depth - 2] += sw[depth - 1];
-                sb[depth - 2] += sb[depth - 1];
-            }
-        }
-        dw[c] = sw[0];
-        db[c] = sb[0];
-    }
-}
-
-static const layer_ops rows_ops = {
-    .kind = "rows_scale",
-    .setup = scale_setup,
-    .split = rows_split,
-    .forward = rows_forward,
-    .backward = rows_backward,
-    .grad_rows = rows_grad,
-};
-
-/* By samples, with the per-sample gradient the network adds up: the same bits as rows_ops. */
-static layer_split sample_split(const layer *l, layer_phase phase, int training)
-{
-    (void)l;
-    (void)phase;
-    (void)training;
-    return LAYER_BY_SAMPLE;
-}
-
-static void sample_grad(const layer *l, const pass_ctx *p, const float *in, const float *out,
-                        const float *dout, int n, float *dw, float *db)
-{
-    (void)p;
-    (void)out;
-    for (int c = 0; c < l->in.c; c++)
-        scale_leaf(l, in, dout, n, c, &dw[c], &db[c]);
-}
-
-static void sample_backward(layer *l, const pass_ctx *p, const float *in, const float *out,
-                            const float *dout, float *din, int lo, int hi)
-{
-    (void)p;
-    (void)in;
-    (void)out;
-    if (din)
-        scale_din(l, dout, din, lo, hi, 0, l->in.c);
-}
-
-static const layer_ops sample_ops = {
-    .kind = "sample_scale",
-    .setup = scale_setup,
-    .split = sample_split,
-    .forward = naive_forward,
-    .backward = sample_backward,
-    .grad_sample = sample_grad,
-};
-
-/* Batch statistics and a gradient finished before backward: a per-channel normalisation
- * with batch mean and variance, scaled (weight) and shifted (bias), as batchnorm trains. */
-static int bstat_phases(const layer *l, int training)
-{
-    (void)l;
-    return training ? 2 : 0;
-}
-
-static size_t bstat_floats(const layer *l) { return (size_t)l->in.c; }
-
-static float bstat_xhat(const layer *l, const float *in, size_t at, int c)
-{
-    return (in[at] - l->stat[c]) * l->stat[l->in.c + c];
-}
-
-/* Phase 0: sample n's sum over each plane; phase 1: its sum of squared deviations. */
-static void bstat_sample(const layer *l, const pass_ctx *p, const float *in, int n, int phase,
-                         float *leaf)
-{
-    (void)p;
-    const size_t plane = (size_t)l->in.h * l->in.w;
-    for (int c = 0; c < l->in.c; c++) {
-        const float *x = in + ((size_t)n * l->in.c + c) * plane;
-        float s = 0.0f;
-        for (size_t i = 0; i < plane; i++)
-            s += phase == 0 ? x[i] : (x[i] - l->stat[c]) * (x[i] - l->stat[c]);
-        leaf[c] = s;
-    }
-}
-
-/* Sums into the mean and 1 / sqrt(var + 1e-5), in place. */
-static void bstat_done(layer *l, const pass_ctx *p, int phase, size_t e0, size_t e1)
-{
-    const float count = (float)p->batch * (float)(l->in.h * l->in.w);
-    float *v = l->stat + (size_t)phase * (size_t)l->in.c;
-    for (size_t c = e0; c < e1; c++)
-        v[c] = phase == 0 ? v[c] / count : 1.0f / sqrtf(v[c] / count + 1e-5f);
-}
-
-static void bstat_forward(const layer *l, const pass_ctx *p, const float *in, float *out, int lo,
-                          int hi)
-{
-    (void)p;
-    const size_t plane = (size_t)l->in.h * l->in.w;
-    for (int n = lo; n < hi; n++)
-        for (int c = 0; c < l->in.c; c++)
-            for (size_t i = 0; i < plane; i++) {
-                const size_t at = ((size_t)n * l->in.c + c) * plane + i;
-                out[at] = ku_fma(l->bias[c], l->weight[c], bstat_xhat(l, in, at, c));
-            }
-}
-
-static void bstat_grad(const layer *l, const pass_ctx *p, const float *in, const float *out,
-                       const float *dout, int n, float *dw, float *db)
-{
-    (void)p;
-    (void)out;
-    const size_t plane = (size_t)l->in.h * l->in.w;
-    for (int c = 0; c < l->in.c; c++) {
-        float w = 0.0f, b = 0.0f;
-        for (size_t i = 0; i < plane; i++) {
-            const size_t at = ((size_t)n * l->in.c + c) * plane + i;
-            w = ku_fma(w, dout[at], bstat_xhat(l, in, at, c));
-            b += dout[at];
-        }
-        dw[c] = w;
-        db[c] = b;
-    }
-}
-
-/* din = weight / sigma / N (N dout - sum dout - xhat sum(dout xhat)), the sums being the
- * batch's bias and weight gradients, finished before (grad_first). */
-static void bstat_backward(layer *l, const pass_ctx *p, const float *in, const float *out,
-                           const float *dout, float *din, int lo, int hi)
-{
-    (void)out;
-    if (!din)
-        return;
-    const size_t plane = (size_t)l->in.h * l->in.w;
-    const float count = (float)p->batch * (float)plane;
-    for (int n = lo; n < hi; n++)
-        for (int c = 0; c < l->in.c; c++) {
-            const float k = l->weight[c] * l->stat[l->in.c + c] / count;
-            for (size_t i = 0; i < plane; i++) {
-                const size_t at = ((size_t)n * l->in.c + c) * plane + i;
-                din[at] = k * (count * dout[at] - l->dbias[c] -
-                               bstat_xhat(l, in, at, c) * l->dweight[c]);
-            }
-        }
-}
-
-static const layer_ops bstat_ops = {
-    .kind = "batch_stat",
-    .setup = scale_setup,
-    .split = sample_split,
-    .forward = bstat_forward,
-    .backward = bstat_backward,
-    .grad_sample = bstat_grad,
-    .stat_phases = bstat_phases,
-    .stat_floats = bstat_floats,
-    .stat_sample = bstat_sample,
-    .stat_done = bstat_done,
-    .grad_first = 1,
-};
-
 /* ---- helpers ---- */
 
 static void load_config(run_config *cfg, const char *text)
@@ -391,21 +79,10 @@ static void load_config(run_config *cfg, const char *text)
     assert_int_equal(rc, 0);
 }
 
-/* Puts a test kind in place of the layer named "probe". */
-static void use_probe(run_config *cfg, const layer_ops *ops)
-{
-    for (int i = 0; i < cfg->n_layers; i++)
-        if (strcmp(cfg->layers[i].name, "probe") == 0)
-            cfg->layers[i].ops = ops;
-}
-
 static void load_lenet(run_config *cfg)
 {
     lo_error err;
-    char path[4096];
-    const char *root = getenv("LENET_SOURCE_ROOT");
-    snprintf(path, sizeof path, "%s/configs/lenet5.cfg", root ? root : ".");
-    int rc = config_load_file(cfg, path, NULL, 0, &err);
+    int rc = test_load_lenet(cfg, &err);
     if (rc < 0)
         fprintf(stderr, "%s\n", err.msg);
     assert_int_equal(rc, 0);
@@ -420,15 +97,6 @@ static void build(net *n, const run_config *cfg, shape3 in, int max_batch)
     assert_int_equal(rc, 0);
     rc = net_prepare_training(n, max_batch, &err);
     assert_int_equal(rc, 0);
-}
-
-static void set_threads(int threads)
-{
-#ifdef _OPENMP
-    omp_set_num_threads(threads);
-#else
-    (void)threads;
-#endif
 }
 
 static void random_fill(float *x, size_t n, uint64_t seed)
@@ -500,16 +168,16 @@ static void test_whole_network_gradient(void **state)
     (void)state;
     run_config cfg;
     const uint8_t labels[6] = {4, 0, 2, 1, 3, 3};
-    load_config(&cfg, small_net);
+    load_config(&cfg, test_small_net);
     check_network_gradient(&cfg, (shape3){1, 11, 13}, 3, labels);
     config_free(&cfg);
     load_config(&cfg, toolkit_smooth);
     check_network_gradient(&cfg, (shape3){1, 11, 13}, 6, labels);
     config_free(&cfg);
-    const layer_ops *kinds[] = {&naive_ops, &rows_ops, &sample_ops, &bstat_ops};
+    const layer_ops *kinds[] = {&test_naive_ops, &test_rows_ops, &test_sample_ops, &test_bstat_ops};
     for (int k = 0; k < 4; k++) {
-        load_config(&cfg, probe_net);
-        use_probe(&cfg, kinds[k]);
+        load_config(&cfg, test_probe_net);
+        test_use_probe(&cfg, kinds[k]);
         check_network_gradient(&cfg, (shape3){1, 6, 7}, 6, labels);
         config_free(&cfg);
     }
@@ -525,7 +193,7 @@ static float *train_steps(const run_config *cfg, shape3 in, int B, int threads, 
     net n;
     build(&n, cfg, in, B);
     net_init_params(&n, &cfg->init, 42);
-    set_threads(threads);
+    test_set_threads(threads);
     rng r;
     rng_seed(&r, 5);
     uint8_t *labels = malloc((size_t)B);
@@ -579,7 +247,7 @@ static void expect_thread_identity(const run_config *cfg, shape3 in, int B)
     assert_true(memcmp(n.params, one, n.n_params * sizeof(float)) != 0);
     net_free(&n);
     free(one);
-    set_threads(team_max());
+    test_set_threads(team_max());
 }
 
 static void test_threads_bitwise_identical(void **state)
@@ -590,7 +258,7 @@ static void test_threads_bitwise_identical(void **state)
     expect_thread_identity(&cfg, (shape3){1, 32, 32}, 8);
     expect_thread_identity(&cfg, (shape3){1, 32, 32}, 6); /* not a power of two */
     config_free(&cfg);
-    load_config(&cfg, small_net);
+    load_config(&cfg, test_small_net);
     expect_thread_identity(&cfg, (shape3){1, 11, 13}, 7);
     config_free(&cfg);
     load_config(&cfg, toolkit_net); /* the running statistics too */
@@ -636,8 +304,8 @@ static void test_plain_kind_any_threads(void **state)
 {
     (void)state;
     run_config cfg;
-    load_config(&cfg, probe_net);
-    use_probe(&cfg, &naive_ops);
+    load_config(&cfg, test_probe_net);
+    test_use_probe(&cfg, &test_naive_ops);
     expect_thread_identity(&cfg, (shape3){1, 6, 7}, 8);
     expect_thread_identity(&cfg, (shape3){1, 6, 7}, 6);
     config_free(&cfg);
@@ -650,10 +318,10 @@ static void test_row_kind_same_as_sample_kind(void **state)
 {
     (void)state;
     run_config rows, samples;
-    load_config(&rows, probe_net);
-    use_probe(&rows, &rows_ops);
-    load_config(&samples, probe_net);
-    use_probe(&samples, &sample_ops);
+    load_config(&rows, test_probe_net);
+    test_use_probe(&rows, &test_rows_ops);
+    load_config(&samples, test_probe_net);
+    test_use_probe(&samples, &test_sample_ops);
     for (int B = 6; B <= 8; B += 2) {
         expect_thread_identity(&rows, (shape3){1, 6, 7}, B);
         size_t na, nb;
@@ -666,7 +334,7 @@ static void test_row_kind_same_as_sample_kind(void **state)
             free(b);
         }
     }
-    set_threads(team_max());
+    test_set_threads(team_max());
     config_free(&rows);
     config_free(&samples);
 }
@@ -677,8 +345,8 @@ static void test_batch_stat_kind_any_threads(void **state)
 {
     (void)state;
     run_config cfg;
-    load_config(&cfg, probe_net);
-    use_probe(&cfg, &bstat_ops);
+    load_config(&cfg, test_probe_net);
+    test_use_probe(&cfg, &test_bstat_ops);
     expect_thread_identity(&cfg, (shape3){1, 6, 7}, 8);
     expect_thread_identity(&cfg, (shape3){1, 6, 7}, 6);
     config_free(&cfg);
@@ -689,13 +357,13 @@ static void test_param_share_covers_once(void **state)
 {
     (void)state;
     run_config cfg;
-    load_config(&cfg, small_net);
+    load_config(&cfg, test_small_net);
     net n;
     build(&n, &cfg, (shape3){1, 11, 13}, 3);
     for (int threads = 1; threads <= 4; threads++) {
         unsigned char *owned = calloc(n.n_params, 1);
         assert_non_null(owned);
-        set_threads(threads);
+        test_set_threads(threads);
         TEAM_OMP("omp parallel")
         for (int i = 0; i < n.n_layers; i++) {
             size_t w_at, w_len, b_at, b_len;
@@ -716,7 +384,7 @@ static void test_param_share_covers_once(void **state)
         }
         free(owned);
     }
-    set_threads(team_max());
+    test_set_threads(team_max());
     net_free(&n);
     config_free(&cfg);
 }
@@ -747,7 +415,7 @@ static float *unfused_forward(const net *n, const float *input, int B)
 
 /* The forward pass gives the same bits whichever way it runs: the team pass with relus fused
  * into the layers before them, samples shared among 1 to 4 threads and taken in chunks, and
- * the plain layer-by-layer definition. Every kind (small_net) and LeNet-5. */
+ * the plain layer-by-layer definition. Every kind (test_small_net) and LeNet-5. */
 static void test_forward_paths_same_bits(void **state)
 {
     (void)state;
@@ -756,7 +424,7 @@ static void test_forward_paths_same_bits(void **state)
         net n;
         const int B = 37;
         if (which == 0)
-            load_config(&cfg, small_net);
+            load_config(&cfg, test_small_net);
         else if (which == 1)
             load_lenet(&cfg);
         else
@@ -778,7 +446,7 @@ static void test_forward_paths_same_bits(void **state)
         float *want = unfused_forward(&n, input, B);
         const pass_ctx ps = {.training = 0, .batch = B};
         for (int threads = 1; threads <= 4; threads++) {
-            set_threads(threads);
+            test_set_threads(threads);
             memcpy(n.act[0], input, n_in * sizeof *input);
             memset(n.act[n.n_layers], 0, n_out * sizeof(float));
             net_forward(&n, &ps, B);
@@ -789,7 +457,7 @@ static void test_forward_paths_same_bits(void **state)
         net_free(&n);
         config_free(&cfg);
     }
-    set_threads(team_max());
+    test_set_threads(team_max());
 }
 
 static void temp_path(char *buf, size_t size, const char *name)
@@ -806,7 +474,7 @@ static void test_checkpoint_round_trip(void **state)
     lo_error err;
     char path[4200];
     ckpt_info info = {7, 0.02, 123.5, 11, 600, 3, 100, 0, 0, 0}, info2;
-    load_config(&cfg, small_net);
+    load_config(&cfg, test_small_net);
     build(&n, &cfg, (shape3){1, 11, 13}, 3);
     net_init_params(&n, &cfg.init, 9);
     temp_path(path, sizeof path, "round.safetensors");
@@ -874,7 +542,7 @@ static void test_checkpoint_training_state(void **state)
     net n, n2;
     lo_error err;
     char path[4200], *text = NULL;
-    load_config(&cfg, small_net);
+    load_config(&cfg, test_small_net);
     build(&n, &cfg, (shape3){1, 11, 13}, 3);
     net_init_params(&n, &cfg.init, 9);
     float *velocity = calloc(n.n_params, sizeof(float));
