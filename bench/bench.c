@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -30,6 +29,7 @@
 #define BENCH_X86 1
 #endif
 
+#include "bench_clock.h"
 #include "config.h"
 #include "dataset.h"
 #include "fma_peak.h"
@@ -50,30 +50,7 @@
  * one thread on a busy machine, the time the work took when it ran). */
 static int cpu_clock;
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(cpu_clock ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Median, min and max of n samples (sorted in place). */
-typedef struct stats {
-    double median, min, max;
-} stats;
-
-static stats summarize(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    stats s = {n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]), v[0], v[n - 1]};
-    return s;
-}
+static double now(void) { return cpu_clock ? bench_cpu() : bench_wall(); }
 
 static void set_threads(int t)
 {
@@ -235,7 +212,7 @@ typedef struct bench {
 } bench;
 
 static cJSON *add_line(bench *b, const char *section, int threads, int batch, const char *unit,
-                       stats s, double others)
+                       bench_stats s, double others)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "section", section);
@@ -276,7 +253,7 @@ static void sgd_steps(bench *b, int B, long steps, long *pos, double *cost)
 
 /* Training images/s at batch B: fresh seeded weights, one warm-up pass, then `repeats`
  * timed passes of `images` images each. */
-static stats bench_train(bench *b, int B)
+static bench_stats bench_train(bench *b, int B)
 {
     double v[MAX_REPEATS], cost = 0.0;
     long pos = 0, steps = (b->images + B - 1) / B;
@@ -289,11 +266,11 @@ static stats bench_train(bench *b, int B)
         sgd_steps(b, B, steps, &pos, &cost);
         v[r] = (double)(steps * B) / (now() - t0);
     }
-    return summarize(v, b->repeats);
+    return bench_summarize(v, b->repeats);
 }
 
 /* Evaluation images/s over the whole test set (train_evaluate: forward + score). */
-static stats bench_eval(bench *b)
+static bench_stats bench_eval(bench *b)
 {
     double v[MAX_REPEATS], cost = 0.0;
     net_init_params(&b->n, &b->cfg.init, b->cfg.seed * 2u);
@@ -303,12 +280,12 @@ static stats bench_eval(bench *b)
         train_evaluate(&b->n, &b->test, &b->test_norm, &cost);
         v[r] = (double)b->test.count / (now() - t0);
     }
-    return summarize(v, b->repeats);
+    return bench_summarize(v, b->repeats);
 }
 
 /* Seconds per call of layer i's forward (bwd 0) or backward (bwd 1) at batch B: the call
  * count is doubled until it takes LAYER_TARGET_S (also the warm-up), then timed. */
-static stats time_layer(bench *b, int i, int bwd, int B)
+static bench_stats time_layer(bench *b, int i, int bwd, int B)
 {
     net *n = &b->n;
     double v[MAX_REPEATS];
@@ -334,14 +311,14 @@ static stats time_layer(bench *b, int i, int bwd, int B)
         if (r >= 0)
             v[r] = dt / (double)calls;
     }
-    return summarize(v, b->repeats);
+    return bench_summarize(v, b->repeats);
 }
 
 /* Per-layer forward/backward microseconds per batch of LAYER_BATCH and their GFLOP/s. */
 static void bench_layers(bench *b, int threads, double peak)
 {
     cpu_mark m0 = mark_cpu();
-    stats fs[256], gs[256];
+    bench_stats fs[256], gs[256];
     net *n = &b->n;
     double cost = 0.0, sum_f = 0.0, sum_b = 0.0, flops_f = 0.0, flops_b = 0.0;
     const int B = LAYER_BATCH;
@@ -357,13 +334,13 @@ static void bench_layers(bench *b, int threads, double peak)
     int shown = n->n_layers < 256 ? n->n_layers : 256;
     for (int i = 0; i < shown; i++) {
         /* a relu fused into the layer before has no forward pass of its own */
-        fs[i] = n->layers[i].relu_fused ? (stats){0, 0, 0} : time_layer(b, i, 0, B);
+        fs[i] = n->layers[i].relu_fused ? (bench_stats){0, 0, 0} : time_layer(b, i, 0, B);
         gs[i] = time_layer(b, i, 1, B);
     }
     double others = others_busy(m0, mark_cpu());
     for (int i = 0; i < shown; i++) {
         const layer *l = &n->layers[i];
-        stats f = fs[i], g = gs[i];
+        bench_stats f = fs[i], g = gs[i];
         double ff = layer_fwd_flops(l) * B, fb = layer_bwd_flops(n, i) * B;
         char label[96];
         snprintf(label, sizeof label, "%s (%s)", l->name, l->ops->kind);
@@ -378,8 +355,8 @@ static void bench_layers(bench *b, int threads, double peak)
         sum_b += g.median;
         flops_f += ff;
         flops_b += fb;
-        stats fu = {f.median * 1e6, f.min * 1e6, f.max * 1e6};
-        stats gu = {g.median * 1e6, g.min * 1e6, g.max * 1e6};
+        bench_stats fu = {f.median * 1e6, f.min * 1e6, f.max * 1e6};
+        bench_stats gu = {g.median * 1e6, g.min * 1e6, g.max * 1e6};
         cJSON *o = add_line(b, "layer_fwd", threads, B, "us", fu, others);
         cJSON_AddStringToObject(o, "layer", l->name);
         cJSON_AddStringToObject(o, "kind", l->ops->kind);
@@ -600,11 +577,11 @@ int main(int argc, char **argv)
         double peak = measure_peak(t, isa);
         printf("\n== %d thread%s (measured FMA peak %.1f GFLOP/s, %.1f per thread) ==\n", t,
                t == 1 ? "" : "s", peak, peak / t);
-        add_line(&b, "peak_measured", t, 0, "GFLOP/s", (stats){peak, peak, peak}, 0.0);
+        add_line(&b, "peak_measured", t, 0, "GFLOP/s", (bench_stats){peak, peak, peak}, 0.0);
         for (int j = 0; j <= b.n_batches; j++) { /* each training batch, then evaluation */
             const int train = j < b.n_batches, B = train ? b.batches[j] : EVAL_BATCH;
             cpu_mark m0 = mark_cpu();
-            stats s = train ? bench_train(&b, B) : bench_eval(&b);
+            bench_stats s = train ? bench_train(&b, B) : bench_eval(&b);
             double others = others_busy(m0, mark_cpu());
             double gf = s.median * (train ? train_fwd + train_bwd : train_fwd) / 1e9;
             printf("  %s batch %-3d %9.0f images/s  [%.0f..%.0f]  %6.2f GFLOP/s",

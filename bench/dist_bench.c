@@ -14,12 +14,11 @@
  *
  * Usage: mpirun -np N lenet-dist-bench [--batches 64,256] [--images N] [--repeats N]
  *        [--json FILE] CONFIG */
-#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench_clock.h"
 #include "config.h"
 #include "dataset.h"
 #include "dist.h"
@@ -32,25 +31,6 @@
 
 #define MAX_REPEATS 15
 #define MAX_BATCHES 8
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void die(const char *msg)
 {
@@ -137,7 +117,7 @@ static double exchange_ms(const net *n, int B, int scatter)
     double v[50];
     for (int i = -5; i < 50; i++) {
         dist_max(0); /* start together */
-        const double t0 = now();
+        const double t0 = bench_wall();
         if (scatter) {
             dist_slices(buf + (size_t)displ[me] * DIST_UNIT, head, head, 1, n->n_params, lo, cnt,
                         rbuf, rbytes, rdispl, 1);
@@ -146,7 +126,7 @@ static double exchange_ms(const net *n, int B, int scatter)
             dist_allgather_blocks(buf, units, displ);
         }
         if (i >= 0)
-            v[i] = 1e3 * (now() - t0);
+            v[i] = 1e3 * (bench_wall() - t0);
     }
     free(buf);
     free(rbuf);
@@ -157,7 +137,7 @@ static double exchange_ms(const net *n, int B, int scatter)
     free(cnt);
     free(rbytes);
     free(rdispl);
-    return median(v, 50);
+    return bench_summarize(v, 50).median;
 }
 
 int main(int argc, char **argv)
@@ -251,9 +231,9 @@ int main(int argc, char **argv)
             net_exchange_read(&b.n, &x, 1);
             for (int r = 0; r < repeats; r++) {
                 dist_max(0);
-                const double t0 = now();
+                const double t0 = bench_wall();
                 sgd_steps(&b, B, steps, &pos, &cost);
-                const double dt = now() - t0;
+                const double dt = bench_wall() - t0;
                 rate[r] = (double)(steps * B) / dt;
                 step_ms[r] = 1e3 * dt / (double)steps;
             }
@@ -265,7 +245,7 @@ int main(int argc, char **argv)
                 rmin = rate[r] < rmin ? rate[r] : rmin;
                 rmax = rate[r] > rmax ? rate[r] : rmax;
             }
-            const double img_s = median(rate, repeats), ms = median(step_ms, repeats);
+            const double img_s = bench_summarize(rate, repeats).median, ms = bench_summarize(step_ms, repeats).median;
             const char *how = dist_size() == 1 ? "-" : scatter ? "scatter" : "gather";
             if (dist_rank() == 0)
                 printf("%-9d %7d %5d %8s %7s %10.0f %8.3f %9.1f %9.1f %9.3f %9.3f\n",

@@ -1,21 +1,14 @@
 /* fma_peak.c - the measured FMA peak of the benchmarks (fma_peak.h). */
-#define _POSIX_C_SOURCE 200809L
 #include "fma_peak.h"
 
+#include "bench_clock.h"
+
 #include <string.h>
-#include <time.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define PEAK_X86 1
 #endif
-
-static double wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 #ifdef PEAK_X86
 /* 12 independent FMA chains; returns a sum so the loop is not optimised away. Flops =
@@ -75,14 +68,14 @@ double fma_peak_gflops(int threads)
     double best = 0.0;
     volatile float sink = 0.0f;
     for (int r = -1; r < 5; r++) { /* r = -1: half a second for the clock to ramp up */
-        const double t0 = wall();
+        const double t0 = bench_wall();
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads)
 #endif
         {
             float s = 0.0f;
             if (r < 0)
-                while (wall() - t0 < 0.5)
+                while (bench_wall() - t0 < 0.5)
                     s += wide ? fma_loop_512(iters / 100) : fma_loop_256(iters / 100);
             else
                 s = wide ? fma_loop_512(iters) : fma_loop_256(iters);
@@ -91,7 +84,7 @@ double fma_peak_gflops(int threads)
 #endif
             sink += s;
         }
-        const double gflops = (double)threads * iters * 12 * lanes * 2 / (wall() - t0) / 1e9;
+        const double gflops = (double)threads * iters * 12 * lanes * 2 / (bench_wall() - t0) / 1e9;
         if (r >= 0)
             best = gflops > best ? gflops : best;
     }

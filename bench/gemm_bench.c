@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -35,6 +34,7 @@
 #include <libxsmm.h>
 #endif
 
+#include "bench_clock.h"
 #include "fma_peak.h"
 #include "gemm.h"
 #include "rng.h"
@@ -64,25 +64,6 @@ static const gshape shapes[] = {
 };
 #define N_SHAPES ((int)(sizeof shapes / sizeof shapes[0]))
 #define MAX_REPEATS 99
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* Busy CPU seconds of the whole machine and of this process (bench.c's noise measure). */
 static void cpu_seconds(double *all, double *own)
@@ -181,7 +162,7 @@ static double xsmm_dispatch(operands *o, double *lookup)
     const libxsmm_blasint m = s->N, n = s->M, k = s->K, lda = s->N, ldc = s->N;
     const float alpha = 1.0f, beta = s->start == GEMM_ZERO ? 0.0f : 1.0f;
     const int prefetch = LIBXSMM_PREFETCH_NONE;
-    double t0 = now();
+    double t0 = bench_wall();
     o->xk = NULL;
     o->xk_copies_a = 0;
     if (s->trans_a) { /* B^T's operand A^T[K][M] read transposed: libxsmm's TRANS_B */
@@ -195,15 +176,15 @@ static double xsmm_dispatch(operands *o, double *lookup)
         o->xk = libxsmm_smmdispatch(m, n, k, &lda, &ldb, &ldc, &alpha, &beta, &flags, &prefetch);
         o->xk_copies_a = s->trans_a && o->xk;
     }
-    const double jit = now() - t0;
+    const double jit = bench_wall() - t0;
     const libxsmm_blasint ldb = o->xk_copies_a || !s->trans_a ? s->K : s->M;
     const int flags = s->trans_a && !o->xk_copies_a ? LIBXSMM_GEMM_FLAG_TRANS_B : 0;
-    t0 = now();
+    t0 = bench_wall();
     for (int i = 0; i < 1000; i++)
         if (libxsmm_smmdispatch(m, n, k, &lda, &ldb, &ldc, &alpha, &beta, &flags, &prefetch) !=
             o->xk)
             fprintf(stderr, "lenet-gemm-bench: libxsmm's second dispatch gave another kernel\n");
-    *lookup = (now() - t0) / 1000;
+    *lookup = (bench_wall() - t0) / 1000;
     return jit;
 }
 
@@ -230,10 +211,10 @@ typedef void (*bench_fn)(operands *o);
 
 static double time_calls(bench_fn fn, operands *o, int calls)
 {
-    double t0 = now();
+    double t0 = bench_wall();
     for (int i = 0; i < calls; i++)
         fn(o);
-    return (now() - t0) / calls;
+    return (bench_wall() - t0) / calls;
 }
 
 /* Calls that make one timing last about `ms` milliseconds (after a warm-up call). */
@@ -281,7 +262,7 @@ int main(int argc, char **argv)
            "|---|---|---:|---:|---|---:|---:|---|---:|---:|\n");
     double all0, own0;
     cpu_seconds(&all0, &own0);
-    const double wall0 = now();
+    const double wall0 = bench_wall();
     int failures = 0;
     rng g;
     rng_seed(&g, 9);
@@ -350,10 +331,10 @@ int main(int argc, char **argv)
             t_ref[r] = time_calls(run_ref, &o, c_ref);
         }
         const double flop = 2.0 * (double)s->M * s->N * s->K;
-        const double gf_own = flop / median(t_own, repeats) / 1e9;
-        const double gf_ref = flop / median(t_ref, repeats) / 1e9;
+        const double gf_own = flop / bench_summarize(t_own, repeats).median / 1e9;
+        const double gf_ref = flop / bench_summarize(t_ref, repeats).median / 1e9;
         if (have_x) {
-            const double gf_x = flop / median(t_x, repeats) / 1e9;
+            const double gf_x = flop / bench_summarize(t_x, repeats).median / 1e9;
             snprintf(x_gf, sizeof x_gf, "%.1f", gf_x);
             snprintf(x_pk, sizeof x_pk, "%.0f%%", peak > 0 ? 100.0 * gf_x / peak : 0.0);
         }
@@ -380,7 +361,7 @@ int main(int argc, char **argv)
     const long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (all0 >= 0 && all1 >= 0 && cores > 0)
         printf("\nother processes used %.0f%% of the machine's %ld cores meanwhile\n",
-               100.0 * ((all1 - all0) - (own1 - own0)) / ((now() - wall0) * (double)cores),
+               100.0 * ((all1 - all0) - (own1 - own0)) / ((bench_wall() - wall0) * (double)cores),
                cores);
 #ifdef HAVE_LIBXSMM
     libxsmm_finalize();
