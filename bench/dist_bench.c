@@ -14,6 +14,7 @@
  *
  * Usage: mpirun -np N lenet-dist-bench [--batches 64,256] [--images N] [--repeats N]
  *        [--json FILE] CONFIG */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
