@@ -16,6 +16,9 @@ extern const layer_ops softmax_xent_ops; /* layer_softmax_xent.c */
 extern const layer_ops batchnorm_ops;    /* layer_batchnorm.c */
 extern const layer_ops dropout_ops;      /* layer_dropout.c */
 
+/* Setup's declaration that the kind has no parameters (layer_common.c). */
+void layer_no_params(layer *l);
+
 /* Setup of a kind that keeps its input's shape and has no parameters (layer_common.c). */
 int layer_setup_same_shape(layer *l, lo_error *err);
 

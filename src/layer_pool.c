@@ -39,11 +39,7 @@ static int pool_setup(layer *l, lo_error *err)
     l->out.c = in.c;
     l->out.h = (in.h - ps->size) / ps->stride + 1;
     l->out.w = (in.w - ps->size) / ps->stride + 1;
-    l->n_weight = 0;
-    l->n_bias = 0;
-    l->weight_ndim = 0;
-    l->fan_in = 0;
-    l->fan_out = 0;
+    layer_no_params(l);
     return 0;
 }
 

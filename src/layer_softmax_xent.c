@@ -34,11 +34,7 @@ static int xent_setup(layer *l, lo_error *err)
         return lo_fail(err, "input %dx%dx%d has too many classes", l->in.c, l->in.h,
                        l->in.w);
     l->out = (shape3){(int)classes, 1, 1};
-    l->n_weight = 0;
-    l->n_bias = 0;
-    l->weight_ndim = 0;
-    l->fan_in = 0;
-    l->fan_out = 0;
+    layer_no_params(l);
     return 0;
 }
 
