@@ -221,7 +221,9 @@ static pass_ctx thread_pass(const net *n, const pass_ctx *p, int B)
     q.samples = B;
     if (q.batch == 0)
         q.batch = B;
-    q.scratch = n->team.scratch + (size_t)team_thread() * n->team.scratch_floats;
+    /* (no layer may need scratch: then there is none, and NULL + 0 is undefined in C) */
+    q.scratch = n->team.scratch ? n->team.scratch + (size_t)team_thread() * n->team.scratch_floats
+                                : NULL;
     return q;
 }
 
