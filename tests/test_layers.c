@@ -951,6 +951,42 @@ static void test_pool_by_hand(void **state)
     expect_floats(din, want_centre, 9, 0.0f);
 }
 
+/* tanh and sigmoid (a rational approximation, layer_act.c) against double precision over
+ * -20..20 in steps of 1/64 (and tiny inputs): within 4e-7; infinities give the limits and a
+ * NaN stays NaN, so a diverging run is still caught. The sample count (257 floats of a 1 x
+ * 257 x 10 input) is not a multiple of the vector width: the loop's tail is checked too. */
+static void test_tanh_sigmoid_values(void **state)
+{
+    (void)state;
+    enum { N = 2570 };
+    static float x[N], out[N];
+    for (int i = 0; i < N - 6; i++)
+        x[i] = (float)(i - (N - 6) / 2) / 64.0f;
+    const float special[6] = {1e-30f, -3e-4f, 5e-4f, INFINITY, -INFINITY, NAN};
+    memcpy(x + N - 6, special, sizeof special);
+    const layer_ops *kinds[] = {&tanh_ops, &sigmoid_ops};
+    for (int k = 0; k < 2; k++) {
+        layer l = {0};
+        l.ops = kinds[k];
+        l.in = (shape3){1, 257, 10};
+        assert_int_equal(kinds[k]->setup(&l, NULL), 0);
+        tl_forward(&l, x, out, 1);
+        double worst = 0;
+        for (int i = 0; i < N - 1; i++) {
+            const double want = k == 0 ? tanh((double)x[i]) : 1.0 / (1.0 + exp(-(double)x[i]));
+            const double e = fabs((double)out[i] - want);
+            worst = e > worst ? e : worst;
+        }
+        printf("%s: largest difference from double precision %.2g\n", kinds[k]->kind, worst);
+        assert_true(worst <= 4e-7);
+        assert_true(out[N - 3] == 1.0f);
+        assert_true(out[N - 2] == (k == 0 ? -1.0f : 0.0f));
+        assert_true(isnan(out[N - 1]));
+        if (k == 0)
+            assert_true(out[N - 6] == 1e-30f); /* tiny: x itself */
+    }
+}
+
 static void test_softmax_xent_by_hand(void **state)
 {
     (void)state;
@@ -1143,6 +1179,7 @@ int main(void)
         cmocka_unit_test(test_grad_pool),
         cmocka_unit_test(test_grad_dense),
         cmocka_unit_test(test_grad_act),
+        cmocka_unit_test(test_tanh_sigmoid_values),
         cmocka_unit_test(test_grad_softmax_xent),
         cmocka_unit_test(test_grad_softmax_xent_smoothing),
         cmocka_unit_test(test_grad_batchnorm),
