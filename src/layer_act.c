@@ -70,11 +70,11 @@ static int leaky_setup(layer *l, lo_error *err)
 ELEMENTWISE_KERNELS(leaky, const float slope = (float)l->u.leaky.slope,
                     x > 0.0f ? x : slope * x, x > 0.0f ? g : slope * g)
 
-/* tanh(x) as a rational function that the loops vectorise (libm's tanhf does not: it took
- * about three quarters of lenet5_classic's evaluation time): Eigen's single-precision minimax
- * fit, x (odd, degree 13) over an even degree-6 polynomial of x^2, on x clamped to
- * +-7.9053 where tanh rounds to +-1 in float; x itself below |x| = 0.0004. Within 3e-7 of
- * tanh (tests/test_layers.c); a NaN stays NaN (the clamps compare, they do not fminf). */
+/* tanh(x) as a rational function the loops vectorise (libm's tanhf does not: tanhf and its
+ * expm1f took 56% of a benchmark run of lenet5_classic): Eigen's single-precision minimax fit,
+ * x (odd, degree 13) over an even degree-6 polynomial of x^2, on x clamped to +-7.9053, where
+ * tanh rounds to +-1 in float; x itself below |x| = 0.0004. Within 4e-7 of tanh
+ * (tests/test_layers.c); a NaN stays NaN (the clamps compare, they do not fminf). */
 static inline float tanh_rational(float x)
 {
     const float limit = 7.90531110763549805f;
