@@ -92,6 +92,22 @@ static const char *xpayload(const struct net_xchg *x, int s, int r)
     return sl->scatter ? sl->rbuf + sl->rdispl[r] : sl->buf + (size_t)sl->displ[r] * XUNIT;
 }
 
+/* Makes *buf (XUNIT-aligned, zeroed) hold at least `need` bytes; the old contents go. */
+static void grow_buffer(char **buf, size_t *cap, size_t need)
+{
+    void *fresh = NULL;
+    if (*cap >= need)
+        return;
+    free(*buf);
+    *buf = NULL;
+    *cap = 0;
+    if (posix_memalign(&fresh, XUNIT, need) != 0)
+        dist_abort(2, "out of memory for the exchange buffers among processes");
+    memset(fresh, 0, need);
+    *buf = fresh;
+    *cap = need;
+}
+
 /* Thread 0, at the start of a shared pass (before any barrier the other threads pass to use
  * it): the exchanges' state, every process's share of a batch of `batch` samples and its
  * node list, and buffers that hold any exchange of the pass. This process must hold B
@@ -176,28 +192,9 @@ void xchg_prepare(net *n, const pass_ctx *p, int B, size_t gathered_len)
         dist_abort(2, "an exchange among processes too large for MPI's counts");
     for (int s = 0; s < XSLOTS; s++) {
         xslot *sl = &x->slot[s];
-        if (sl->cap < need) {
-            void *buf = NULL;
-            free(sl->buf);
-            sl->buf = NULL;
-            sl->cap = 0;
-            if (posix_memalign(&buf, XUNIT, need) != 0)
-                dist_abort(2, "out of memory for the exchange buffers among processes");
-            memset(buf, 0, need);
-            sl->buf = buf;
-            sl->cap = need;
-        }
-        if (x->scatter && sl->rcap < rneed) {
-            void *buf = NULL;
-            free(sl->rbuf);
-            sl->rbuf = NULL;
-            sl->rcap = 0;
-            if (posix_memalign(&buf, XUNIT, rneed) != 0)
-                dist_abort(2, "out of memory for the exchange buffers among processes");
-            memset(buf, 0, rneed);
-            sl->rbuf = buf;
-            sl->rcap = rneed;
-        }
+        grow_buffer(&sl->buf, &sl->cap, need);
+        if (x->scatter)
+            grow_buffer(&sl->rbuf, &sl->rcap, rneed);
     }
 }
 
